@@ -1,0 +1,17 @@
+"""The runtime of ``async-job-construct``: the Lambda functions behind ``AsyncJobApi``, and the types a job
+handler uses.
+
+A team's handler needs only what is exported here::
+
+    from lambda_handlers import JobContext, JobFailedError
+
+    def generate(payload: dict, job: JobContext) -> dict:
+        ...
+
+Importing this package is cheap (standard library only): the functions' modules (``submit``, ``status``,
+``worker``, ``dead_letter``) load boto3 and Powertools themselves.
+"""
+
+from lambda_handlers.job import JobContext, JobFailedError, JobLeaseLostError, JobTimeoutError
+
+__all__ = ["JobContext", "JobFailedError", "JobLeaseLostError", "JobTimeoutError"]

@@ -1,0 +1,87 @@
+"""The dead-letter queue's consumer: fail the jobs whose messages were dead-lettered.
+
+A message lands in the dead-letter queue when its job's attempts never recorded an outcome (the worker crashed,
+ran out of memory, or hit the Lambda timeout before it could stop the handler), or kept finding the job held by
+another run. This consumer marks such a job FAILED with error type ``DeadLettered``, unless a run still holds
+it under a live lease: then the record is reported as a batch item failure, to be looked at again later.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from lambda_handlers import config, messages
+from lambda_handlers.observability import MetricUnit, logger, metrics, tracer
+from lambda_handlers.store import DeadLetterOutcome, JobStore, JobStoreError
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+__all__ = ["CONFIG", "handler"]
+
+CONFIG: Final = config.load(config.DeadLetterConfig)
+_store: Final = JobStore(CONFIG.table_name)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
+    """Mark each record's job dead-lettered; report the records to look at again later.
+
+    Examples
+    --------
+    >>> handler({"Records": [dead_letter_record]}, context)
+    {'batchItemFailures': []}
+    """
+    failures: list[dict[str, str]] = []
+    for record in event.get("Records") or []:
+        if not _handle_record(record):
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
+
+
+def _handle_record(record: dict[str, Any]) -> bool:
+    """Handle one record; return whether its message is consumed."""
+    try:
+        message = messages.decode(record.get("body"))
+    except messages.MessageError as error:
+        logger.error(
+            "dropping a dead-lettered message that is not a job message", extra={"reason": str(error)}
+        )
+        metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
+        return True
+    logger.append_keys(job_id=message.job_id)
+    try:
+        return _mark(message.job_id, _receive_count(record))
+    except Exception:
+        logger.exception("the record failed unexpectedly; it will be delivered again")
+        return False
+    finally:
+        logger.remove_keys(["job_id"])
+
+
+def _mark(job_id: str, receive_count: int | None) -> bool:
+    try:
+        outcome = _store.mark_dead_lettered(job_id, receive_count=receive_count)
+    except JobStoreError:
+        logger.exception("could not mark the job; the message will be delivered again")
+        return False
+    if outcome is DeadLetterOutcome.BUSY:
+        logger.info("a run still holds the job under a live lease; looking again later")
+        return False
+    if outcome is DeadLetterOutcome.MARKED:
+        logger.warning("job failed: its message was dead-lettered")
+        metrics.add_metric(name="JobsDeadLettered", unit=MetricUnit.Count, value=1)
+    else:
+        logger.info(
+            "dead-lettered message of a finished or missing job; dropped", extra={"outcome": outcome.value}
+        )
+    return True
+
+
+def _receive_count(record: dict[str, Any]) -> int | None:
+    try:
+        return int((record.get("attributes") or {})["ApproximateReceiveCount"])
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -1,0 +1,235 @@
+"""What a team's job handler sees: the ``JobContext`` it is given and the exceptions it may raise or meet.
+
+This module uses the standard library only, so ``import lambda_handlers`` stays cheap in a team's code and in
+its unit tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
+
+__all__ = [
+    "JobContext",
+    "JobFailedError",
+    "JobLeaseLostError",
+    "JobTimeoutError",
+    "ProgressWriter",
+]
+
+#: Signature of the function that records progress: ``(percent, message) -> still holds the job``.
+ProgressWriter = Callable[[float, "str | None"], bool]
+
+#: Shortest interval between two progress writes (the first report and 100 % are always written).
+PROGRESS_INTERVAL_SECONDS: Final = 1.0
+#: Longest progress message kept; longer ones are cut.
+PROGRESS_MESSAGE_MAX_CHARS: Final = 1_000
+#: The time limit of a ``JobContext`` built without one (Lambda's own maximum).
+DEFAULT_TIME_LIMIT: Final = dt.timedelta(minutes=15)
+
+
+class JobFailedError(Exception):
+    """Raise it from a job handler to fail the job at once, without a retry.
+
+    Its message becomes the job's ``error.message``; its class name (``JobFailedError``, or a subclass's)
+    the ``error.type``.
+
+    Examples
+    --------
+    >>> def generate(payload, job):
+    ...     if "account" not in payload:
+    ...         raise JobFailedError("payload.account is required")
+    """
+
+
+class JobTimeoutError(Exception):
+    """Raised inside the job handler shortly before the worker's Lambda deadline.
+
+    The runtime raises it (from ``SIGALRM``) so that the attempt's failure is recorded before Lambda stops the
+    process. Let it propagate: the attempt is retried, or the job fails when it was the last attempt.
+
+    Examples
+    --------
+    >>> try:
+    ...     crunch()
+    ... except JobTimeoutError:
+    ...     save_checkpoint()
+    ...     raise
+    """
+
+
+class JobLeaseLostError(Exception):
+    """Raised by ``JobContext.report_progress`` when this run no longer holds the job.
+
+    Another worker took the job over (this run outlived its lease) or the job was finished elsewhere.
+    Let it propagate: nothing this run writes would be kept.
+
+    Examples
+    --------
+    >>> try:
+    ...     job.report_progress(50)
+    ... except JobLeaseLostError:
+    ...     cleanup()
+    ...     raise
+    """
+
+
+class JobContext:
+    """The job handler's second argument: who the job is, how long it may run, how to report progress.
+
+    Parameters
+    ----------
+    job_id
+        The job's id (a lowercase UUID4).
+    attempt
+        This attempt's number, from 1 (the message's receive count).
+    max_attempts
+        The attempt after which a failure is final.
+    time_limit
+        How long the handler may still run: the runtime stops it with ``JobTimeoutError`` then.
+    progress_writer
+        Records ``(percent, message)``; returns False when this run no longer holds the job. None: progress is
+        only logged (handy in a team's unit tests).
+    logger
+        The logger handed to the handler (the runtime passes its Powertools ``Logger``, with the job id as a
+        correlation key). None: ``logging.getLogger("lambda_handlers.job")``.
+    clock
+        Monotonic seconds; tests may pass a fake.
+
+    Examples
+    --------
+    Test a handler without AWS:
+
+    >>> job = JobContext("4f0c5a0e-3b7d-4d0f-9a57-0f1c2f8b9e21", time_limit=dt.timedelta(seconds=30))
+    >>> generate({"seconds": 0}, job)
+    {'report': ..., 'seconds': 0, 'steps': 10}
+    """
+
+    __slots__ = (
+        "_clock",
+        "_deadline",
+        "_last_write",
+        "_writer",
+        "attempt",
+        "job_id",
+        "logger",
+        "max_attempts",
+    )
+
+    def __init__(
+        self,
+        job_id: str,
+        *,
+        attempt: int = 1,
+        max_attempts: int = 1,
+        time_limit: dt.timedelta = DEFAULT_TIME_LIMIT,
+        progress_writer: ProgressWriter | None = None,
+        logger: Logger | logging.Logger | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.job_id = job_id
+        self.attempt = attempt
+        self.max_attempts = max_attempts
+        self.logger: Logger | logging.Logger = logger if logger is not None else logging.getLogger(__name__)
+        self._clock = clock
+        self._deadline = clock() + time_limit.total_seconds()
+        self._writer = progress_writer
+        self._last_write: float | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"JobContext(job_id={self.job_id!r}, attempt={self.attempt}, max_attempts={self.max_attempts}, "
+            f"remaining_time_ms={self.remaining_time_ms()})"
+        )
+
+    @property
+    def is_last_attempt(self) -> bool:
+        """Whether a failure of this attempt fails the job (no retry follows).
+
+        Examples
+        --------
+        >>> JobContext("...", attempt=3, max_attempts=3).is_last_attempt
+        True
+        """
+        return self.attempt >= self.max_attempts
+
+    @property
+    def remaining_time(self) -> dt.timedelta:
+        """How long the handler may still run before the runtime stops it (never negative).
+
+        Examples
+        --------
+        >>> if job.remaining_time < dt.timedelta(seconds=30):
+        ...     raise JobTimeoutError("not enough time for another chunk")
+        """
+        return dt.timedelta(milliseconds=self.remaining_time_ms())
+
+    def remaining_time_ms(self) -> int:
+        """``remaining_time`` in whole milliseconds.
+
+        Examples
+        --------
+        >>> JobContext("...", time_limit=dt.timedelta(seconds=2)).remaining_time_ms() <= 2000
+        True
+        """
+        return max(0, int((self._deadline - self._clock()) * 1000))
+
+    def report_progress(self, percent: float, message: str | None = None) -> None:
+        """Record how far the job got; ``GET /jobs/{id}`` shows it as ``progress``.
+
+        Writes at most once per second: the first report and a report of 100 % are always written, others
+        within a second of the last write are skipped. Cheap enough to call in a loop.
+
+        Parameters
+        ----------
+        percent
+            From 0 to 100 (stored with two decimals).
+        message
+            A short human-readable status, at most 1,000 characters (longer is cut); None for none.
+
+        Raises
+        ------
+        ValueError
+            ``percent`` is not a number from 0 to 100.
+        TypeError
+            ``percent`` is not a number, or ``message`` is not a string.
+        JobLeaseLostError
+            This run no longer holds the job: stop working on it.
+
+        Examples
+        --------
+        >>> for i, chunk in enumerate(chunks, start=1):
+        ...     process(chunk)
+        ...     job.report_progress(100 * i / len(chunks), f"chunk {i}/{len(chunks)}")
+        """
+        if isinstance(percent, bool) or not isinstance(percent, int | float):
+            raise TypeError(f"percent must be a number from 0 to 100 (given {percent!r})")
+        if not math.isfinite(percent) or not 0 <= percent <= 100:
+            raise ValueError(f"percent must be a number from 0 to 100 (given {percent!r})")
+        if message is not None and not isinstance(message, str):
+            raise TypeError(f"message must be a string or None (given {type(message).__name__})")
+        percent = round(float(percent), 2)
+        if message is not None:
+            message = message[:PROGRESS_MESSAGE_MAX_CHARS]
+        now = self._clock()
+        due = (
+            self._last_write is None or percent >= 100 or now - self._last_write >= PROGRESS_INTERVAL_SECONDS
+        )
+        if not due:
+            return
+        self._last_write = now
+        if self._writer is None:
+            self.logger.info("progress %s%% %s", percent, message or "")
+            return
+        if not self._writer(percent, message):
+            raise JobLeaseLostError(
+                f"job {self.job_id} is no longer held by this run (another run took it over or it finished); "
+                "stop working on it"
+            )

@@ -1,0 +1,88 @@
+"""The stacks the scanners judge: the sample stack, and one with every option of AsyncJobApi on."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_wafv2 as wafv2
+
+from async_job_construct import AsyncJobApi, JobApiAuth
+from tests.unit.construct.helpers import TEAM_CODE
+
+
+def _web_acl(stack: cdk.Stack) -> wafv2.CfnWebACL:
+    return wafv2.CfnWebACL(
+        stack,
+        "WebAcl",
+        scope="REGIONAL",
+        default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+        visibility_config=wafv2.CfnWebACL.VisibilityConfigProperty(
+            cloud_watch_metrics_enabled=True, metric_name="jobs", sampled_requests_enabled=True
+        ),
+        rules=[
+            wafv2.CfnWebACL.RuleProperty(
+                name=rule_group,
+                priority=priority,
+                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                        vendor_name="AWS", name=rule_group
+                    )
+                ),
+                visibility_config=wafv2.CfnWebACL.VisibilityConfigProperty(
+                    cloud_watch_metrics_enabled=True, metric_name=rule_group, sampled_requests_enabled=True
+                ),
+            )
+            for priority, rule_group in enumerate(
+                ["AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"]
+            )
+        ],
+    )
+
+
+def _user_pool(stack: cdk.Stack) -> cognito.UserPool:
+    return cognito.UserPool(
+        stack,
+        "Users",
+        password_policy=cognito.PasswordPolicy(
+            min_length=12,
+            require_digits=True,
+            require_lowercase=True,
+            require_uppercase=True,
+            require_symbols=True,
+        ),
+        mfa=cognito.Mfa.REQUIRED,
+        mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
+        feature_plan=cognito.FeaturePlan.PLUS,
+        standard_threat_protection_mode=cognito.StandardThreatProtectionMode.FULL_FUNCTION,
+        removal_policy=cdk.RemovalPolicy.RETAIN,
+    )
+
+
+def build_all_options_stack(app: cdk.App) -> cdk.Stack:
+    """Every option of AsyncJobApi on, in one stack."""
+    stack = cdk.Stack(app, "AllOptions")
+    key = kms.Key(stack, "Key", enable_key_rotation=True, description="async jobs")
+    AsyncJobApi(
+        stack,
+        "Cognito",
+        handler="reports.generate",
+        code=TEAM_CODE,
+        timeout=cdk.Duration.minutes(10),
+        auth=JobApiAuth.cognito([_user_pool(stack)]),
+        api_key_required=True,
+        operators=["11111111-2222-3333-4444-555555555555"],
+        throttling_rate_limit=20,
+        throttling_burst_limit=40,
+        cors=apigateway.CorsOptions(allow_origins=["https://reports.example.com"]),
+        encryption_key=key,
+        web_acl_arn=_web_acl(stack).attr_arn,
+        cloud_watch_role=True,
+        max_concurrency=10,
+        architecture=lambda_.Architecture.ARM_64,
+        removal_policy=cdk.RemovalPolicy.DESTROY,
+    )
+    return stack

@@ -1,0 +1,60 @@
+"""Helpers for reading a synthesized AsyncJobApi template."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Template
+
+from async_job_construct.async_job_api import METADATA_KEY
+
+TEAM_CODE = lambda_.Code.from_inline("def generate(payload, job):\n    return payload\n")
+
+
+def resource(template: dict[str, Any], api_path: str, role: str) -> tuple[str, dict[str, Any]]:
+    """Return (logical id, resource) of the one resource of ``role`` in the AsyncJobApi at ``api_path``."""
+    found = [
+        (logical_id, body)
+        for logical_id, body in template["Resources"].items()
+        if body.get("Metadata", {}).get(METADATA_KEY) == {"api": api_path, "role": role}
+    ]
+    assert len(found) == 1, f"expected one {role} of {api_path}, found {[f[0] for f in found]}"
+    return found[0]
+
+
+def props(template: dict[str, Any], api_path: str, role: str) -> dict[str, Any]:
+    """The Properties of the one resource of ``role`` in the AsyncJobApi at ``api_path``."""
+    return resource(template, api_path, role)[1]["Properties"]
+
+
+def env(template: dict[str, Any], api_path: str, role: str) -> dict[str, Any]:
+    """The environment variables of the function of ``role``."""
+    variables: dict[str, Any] = props(template, api_path, role)["Environment"]["Variables"]
+    return variables
+
+
+def refers_to(value: Any, logical_id: str) -> bool:
+    """True when ``value`` (a CloudFormation expression) references ``logical_id``."""
+    return logical_id in repr(value)
+
+
+def policy_actions(template: dict[str, Any], function_logical_id: str, function: dict[str, Any]) -> set[str]:
+    """Every IAM action granted to the role of ``function`` (its inline policies)."""
+    role_ref = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    actions: set[str] = set()
+    for body in template["Resources"].values():
+        if body["Type"] != "AWS::IAM::Policy":
+            continue
+        if not any(refers_to(r, role_ref) for r in body["Properties"]["Roles"]):
+            continue
+        for statement in body["Properties"]["PolicyDocument"]["Statement"]:
+            action = statement["Action"]
+            actions.update([action] if isinstance(action, str) else action)
+    return actions
+
+
+def from_stack(stack: Any) -> tuple[Template, dict[str, Any]]:
+    """Synthesize ``stack`` once; return the assertions Template and its JSON."""
+    template = Template.from_stack(stack)
+    return template, template.to_json()

@@ -1,0 +1,229 @@
+"""Every documented default of AsyncJobApi, read from one synthesized template."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from async_job_construct import AsyncJobApi
+from tests.unit.construct.helpers import (
+    TEAM_CODE,
+    env,
+    from_stack,
+    policy_actions,
+    props,
+    refers_to,
+    resource,
+)
+
+API = "Stack/Jobs"
+
+
+@pytest.fixture(scope="module")
+def synthesized() -> tuple[AsyncJobApi, Template, dict[str, Any]]:
+    app = cdk.App()
+    stack = cdk.Stack(app, "Stack")
+    jobs = AsyncJobApi(stack, "Jobs", handler="reports.generate", code=TEAM_CODE)
+    template, body = from_stack(stack)
+    return jobs, template, body
+
+
+@pytest.fixture(scope="module")
+def jobs(synthesized: tuple[AsyncJobApi, Template, dict[str, Any]]) -> AsyncJobApi:
+    return synthesized[0]
+
+
+@pytest.fixture(scope="module")
+def template(synthesized: tuple[AsyncJobApi, Template, dict[str, Any]]) -> Template:
+    return synthesized[1]
+
+
+@pytest.fixture(scope="module")
+def body(synthesized: tuple[AsyncJobApi, Template, dict[str, Any]]) -> dict[str, Any]:
+    return synthesized[2]
+
+
+def test_resolved_defaults_are_exposed(jobs: AsyncJobApi) -> None:
+    assert jobs.timeout.to_seconds() == 300
+    assert jobs.memory_size == 1024
+    assert jobs.max_receive_count == 3
+    assert jobs.visibility_timeout.to_seconds() == 6 * 300
+    assert jobs.batch_size == 1
+    assert jobs.max_concurrency is None
+    assert jobs.job_ttl.to_days() == 7
+    assert jobs.max_payload_bytes == 256 * 1024
+    assert jobs.poll_interval.to_seconds() == 5
+    assert jobs.removal_policy == cdk.RemovalPolicy.RETAIN
+    assert jobs.tracing is True
+    assert jobs.metrics_namespace == "AsyncJobs"
+    assert jobs.runtime.name == "python3.14"
+
+
+def test_worker_defaults(body: dict[str, Any]) -> None:
+    worker = props(body, API, "worker")
+    assert worker["Timeout"] == 300
+    assert worker["MemorySize"] == 1024
+    assert worker["Runtime"] == "python3.14"
+    assert worker["Architectures"] == ["x86_64"]
+    assert worker["Handler"] == "lambda_handlers.worker.handler"
+    assert worker["TracingConfig"] == {"Mode": "Active"}
+    variables = env(body, API, "worker")
+    assert variables["ASYNC_JOB_HANDLER"] == "reports.generate"
+    assert variables["ASYNC_JOB_MAX_RECEIVE_COUNT"] == "3"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "AsyncJobs"
+
+
+def test_worker_gets_runtime_layer_and_public_powertools_layer(body: dict[str, Any]) -> None:
+    layers = props(body, API, "worker")["Layers"]
+    runtime_layers = [
+        logical_id for logical_id, r in body["Resources"].items() if r["Type"] == "AWS::Lambda::LayerVersion"
+    ]
+    assert len(runtime_layers) == 1
+    assert {"Ref": runtime_layers[0]} in layers
+    powertools = repr(layers)
+    assert "017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-x86_64:" in powertools
+    assert "AWS::Region" in powertools
+
+
+def test_api_functions_read_limits_from_defaults(body: dict[str, Any]) -> None:
+    submit = env(body, API, "submit")
+    assert submit["ASYNC_JOB_MAX_PAYLOAD_BYTES"] == "262144"
+    assert submit["ASYNC_JOB_TTL_SECONDS"] == str(7 * 24 * 3600)
+    assert submit["ASYNC_JOB_RETRY_AFTER_SECONDS"] == "5"
+    assert env(body, API, "status")["ASYNC_JOB_RETRY_AFTER_SECONDS"] == "5"
+
+
+def test_queue_defaults(body: dict[str, Any]) -> None:
+    dlq_id, _ = resource(body, API, "dead-letter-queue")
+    queue = props(body, API, "queue")
+    assert queue["VisibilityTimeout"] == 1800
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == 3
+    assert refers_to(queue["RedrivePolicy"]["deadLetterTargetArn"], dlq_id)
+    assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert queue["SqsManagedSseEnabled"] is True
+    assert "QueueName" not in queue
+    dlq = props(body, API, "dead-letter-queue")
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert dlq["SqsManagedSseEnabled"] is True
+
+
+def test_queues_deny_plain_http(template: Template, body: dict[str, Any]) -> None:
+    for role in ("queue", "dead-letter-queue"):
+        queue_id, _ = resource(body, API, role)
+        template.has_resource_properties(
+            "AWS::SQS::QueuePolicy",
+            {
+                "Queues": [{"Ref": queue_id}],
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+                            )
+                        ]
+                    )
+                },
+            },
+        )
+
+
+def test_event_sources_report_batch_item_failures(body: dict[str, Any]) -> None:
+    worker_id, _ = resource(body, API, "worker")
+    dead_letter_id, _ = resource(body, API, "dead-letter")
+    mappings = {
+        m["Properties"]["FunctionName"]["Ref"]: m["Properties"]
+        for m in body["Resources"].values()
+        if m["Type"] == "AWS::Lambda::EventSourceMapping"
+    }
+    assert mappings[worker_id]["BatchSize"] == 1
+    assert mappings[worker_id]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "ScalingConfig" not in mappings[worker_id]
+    assert mappings[dead_letter_id]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_table_defaults(body: dict[str, Any]) -> None:
+    _, table = resource(body, API, "table")
+    assert table["DeletionPolicy"] == "Retain"
+    properties = table["Properties"]
+    assert properties["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert properties["SSESpecification"]["SSEEnabled"] is True
+    assert "TableName" not in properties
+
+
+def test_stateful_resources_are_retained_by_default(body: dict[str, Any]) -> None:
+    for role in ("queue", "dead-letter-queue", "table"):
+        assert resource(body, API, role)[1]["DeletionPolicy"] == "Retain"
+    log_groups = [r for r in body["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert len(log_groups) == 5  # one per function, and the API access logs
+    for log_group in log_groups:
+        assert log_group["DeletionPolicy"] == "Retain"
+        assert log_group["Properties"]["RetentionInDays"] == 30
+
+
+def test_no_hard_coded_physical_names(body: dict[str, Any]) -> None:
+    name_props = ("FunctionName", "TableName", "QueueName", "RoleName", "LogGroupName", "LayerName")
+    for r in body["Resources"].values():
+        for name_prop in name_props:
+            value = r.get("Properties", {}).get(name_prop)
+            assert not isinstance(value, str), (r["Type"], name_prop, value)
+
+
+def test_every_method_requires_iam_auth(body: dict[str, Any]) -> None:
+    methods = [r["Properties"] for r in body["Resources"].values() if r["Type"] == "AWS::ApiGateway::Method"]
+    assert {m["HttpMethod"] for m in methods} == {"POST", "GET"}
+    assert all(m["AuthorizationType"] == "AWS_IAM" for m in methods)
+
+
+def test_api_is_regional_traced_and_answers_gateway_errors_as_problems(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::ApiGateway::RestApi", {"EndpointConfiguration": {"Types": ["REGIONAL"]}}
+    )
+    template.has_resource_properties("AWS::ApiGateway::Stage", {"TracingEnabled": True})
+    template.resource_count_is("AWS::ApiGateway::Account", 0)
+    for response_type in ("DEFAULT_4XX", "DEFAULT_5XX"):
+        template.has_resource_properties(
+            "AWS::ApiGateway::GatewayResponse",
+            {
+                "ResponseType": response_type,
+                "ResponseParameters": {"gatewayresponse.header.Content-Type": "'application/problem+json'"},
+            },
+        )
+
+
+_LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+_TRACING = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+_SQS_EVENT_SOURCE = {
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+}
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        ("submit", {"dynamodb:PutItem", "dynamodb:DeleteItem", "sqs:SendMessage"} | _LOGS | _TRACING),
+        ("status", {"dynamodb:GetItem"} | _LOGS | _TRACING),
+        ("worker", {"dynamodb:UpdateItem"} | _SQS_EVENT_SOURCE | _LOGS | _TRACING),
+        ("dead-letter", {"dynamodb:UpdateItem"} | _SQS_EVENT_SOURCE | _LOGS | _TRACING),
+    ],
+)
+def test_each_role_holds_exactly_what_its_function_uses(
+    body: dict[str, Any], role: str, expected: set[str]
+) -> None:
+    logical_id, function = resource(body, API, role)
+    assert policy_actions(body, logical_id, function) == expected
+
+
+def test_no_role_carries_a_managed_policy(body: dict[str, Any]) -> None:
+    roles = [r["Properties"] for r in body["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+    assert len(roles) == 4
+    assert all("ManagedPolicyArns" not in role for role in roles)

@@ -1,0 +1,93 @@
+"""Team handlers for the worker tests (``ASYNC_JOB_HANDLER=tests.unit.handlers.jobs.<name>``).
+
+``CALLS`` records every call; ``DURING`` is a hook a test sets to look at the world while a job runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from lambda_handlers import JobContext, JobFailedError
+
+CALLS: list[tuple[dict[str, Any], JobContext]] = []
+DURING: Callable[[JobContext], None] | None = None
+
+
+class SimulatedLambdaCrash(BaseException):
+    """Stands for the process dying mid-job (out of memory, a segfault): nothing after it runs."""
+
+
+def reset() -> None:
+    global DURING
+    CALLS.clear()
+    DURING = None
+
+
+def succeed(payload: dict[str, Any], job: JobContext) -> dict[str, Any]:
+    CALLS.append((payload, job))
+    return {
+        "echo": payload,
+        "attempt": job.attempt,
+        "max_attempts": job.max_attempts,
+        "remaining_ms": job.remaining_time_ms(),
+    }
+
+
+def during(payload: dict[str, Any], job: JobContext) -> dict[str, Any]:
+    """Report 50 %, let the test look (``DURING``), then succeed."""
+    CALLS.append((payload, job))
+    job.report_progress(50, "half way")
+    if DURING is not None:
+        DURING(job)
+    return {"done": True}
+
+
+def crash(payload: dict[str, Any], job: JobContext) -> Any:
+    CALLS.append((payload, job))
+    raise RuntimeError("the report service answered 502")
+
+
+def give_up(payload: dict[str, Any], job: JobContext) -> Any:
+    CALLS.append((payload, job))
+    raise JobFailedError("payload.account is required")
+
+
+def long_message(payload: dict[str, Any], job: JobContext) -> Any:
+    CALLS.append((payload, job))
+    raise ValueError("x" * 5_000)
+
+
+def sleep(payload: dict[str, Any], job: JobContext) -> Any:
+    CALLS.append((payload, job))
+    time.sleep(float(payload.get("seconds", 5)))
+    return {"slept": True}
+
+
+def unserialisable(payload: dict[str, Any], job: JobContext) -> Any:
+    CALLS.append((payload, job))
+    return {"when": object()}
+
+
+def not_a_number(payload: dict[str, Any], job: JobContext) -> Any:
+    CALLS.append((payload, job))
+    return {"ratio": float("nan")}
+
+
+def too_large(payload: dict[str, Any], job: JobContext) -> Any:
+    CALLS.append((payload, job))
+    return "x" * 350_000  # 350,002 bytes of JSON with the quotes
+
+
+def just_fits(payload: dict[str, Any], job: JobContext) -> Any:
+    CALLS.append((payload, job))
+    return "x" * 349_998  # exactly 350,000 bytes of JSON
+
+
+def die(payload: dict[str, Any], job: JobContext) -> Any:
+    CALLS.append((payload, job))
+    raise SimulatedLambdaCrash
+
+
+not_callable = "a string, not a function"
