@@ -58,7 +58,7 @@ def _status(event: dict[str, Any]) -> dict[str, Any]:
             "The job could not be read. Retry later.", CONFIG.retry_after_seconds
         )
     caller = api_common.caller_identity(event)
-    if job is None or (False and not api_common.is_operator(caller, CONFIG.operators)):
+    if job is None or (job.owner != caller and not api_common.is_operator(caller, CONFIG.operators)):
         if job is not None:
             logger.info("job read by someone else than its owner; answering 404")
         return problem(

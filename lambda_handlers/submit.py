@@ -60,6 +60,7 @@ def _submit(event: dict[str, Any]) -> dict[str, Any]:
 
     job_id = str(uuid.uuid4())
     logger.append_keys(job_id=job_id)
+    url = f"{api_common.request_url(event)}/{job_id}"
     payload_text = messages.sqs_safe(payload_text)
     job = Job.new(
         job_id,
@@ -84,7 +85,6 @@ def _submit(event: dict[str, Any]) -> dict[str, Any]:
 
     metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
     logger.info("job accepted", extra={"payload_bytes": len(payload_text.encode("utf-8"))})
-    url = f"{api_common.request_url(event)}/{job_id}"
     return api_common.json_response(
         202,
         job.to_resource(url),

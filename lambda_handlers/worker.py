@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 from lambda_handlers import config, messages
 from lambda_handlers.deadline import safety_margin_ms, time_limit
 from lambda_handlers.job import JobContext, JobFailedError, JobLeaseLostError, JobTimeoutError
-from lambda_handlers.models import epoch_millis, utc_now
+from lambda_handlers.models import Job, epoch_millis, utc_now
 from lambda_handlers.observability import MetricUnit, logger, metrics, tracer
 from lambda_handlers.store import ClaimStatus, JobStore, JobStoreError, WriteOutcome
 
@@ -91,29 +91,17 @@ def _handle_record(record: dict[str, Any], context: LambdaContext) -> bool:
 
 
 def _run(message: messages.JobMessage, attempt: int, context: LambdaContext) -> bool:
+    """Claim the job, run the team's handler on it, record the outcome; return whether the message is consumed."""
     job_id = message.job_id
-    now = utc_now()
     run_id = uuid.uuid4().hex
-    try:
-        claim = _store.claim(job_id, run_id, epoch_millis(now) + context.get_remaining_time_in_millis(), now)
-    except JobStoreError:
-        logger.exception("could not claim the job; the message will be delivered again")
-        return False
-    if claim.status is ClaimStatus.BUSY:
-        logger.info("another run holds the job under a live lease; the message will be delivered again")
-        _count("JobsDeferred")
-        return False
-    if claim.status is not ClaimStatus.CLAIMED or claim.job is None:
-        logger.info("dropping the message: the job is finished or gone", extra={"claim": claim.status.value})
-        _count("DuplicateDeliveries")
-        return True
-    job = claim.job
-    logger.info("job claimed", extra={"attempt": attempt, "attempts": job.attempts, "run_id": run_id})
-
+    claimed = _claim(job_id, run_id, context)
+    if not isinstance(claimed, Job):
+        return claimed
+    logger.info("job claimed", extra={"attempt": attempt, "attempts": claimed.attempts, "run_id": run_id})
     if (
         message.payload_text is not None
-        and job.payload_sha256 is not None
-        and messages.payload_digest(message.payload_text) != job.payload_sha256
+        and claimed.payload_sha256 is not None
+        and messages.payload_digest(message.payload_text) != claimed.payload_sha256
     ):
         return _fail(
             job_id,
@@ -157,7 +145,30 @@ def _run(message: messages.JobMessage, attempt: int, context: LambdaContext) -> 
             logger.exception("the job handler failed", extra={"attempt": attempt, "final": final})
         return _fail(job_id, run_id, type(error).__name__, _error_message(error), final=final)
     _record_duration(started)
+    return _succeed(job_id, run_id, result)
 
+
+def _claim(job_id: str, run_id: str, context: LambdaContext) -> Job | bool:
+    """The job, now held by this run; or whether to consume the message when it cannot be had."""
+    now = utc_now()
+    try:
+        claim = _store.claim(job_id, run_id, epoch_millis(now) + context.get_remaining_time_in_millis(), now)
+    except JobStoreError:
+        logger.exception("could not claim the job; the message will be delivered again")
+        return False
+    if claim.status is ClaimStatus.CLAIMED and claim.job is not None:
+        return claim.job
+    if claim.status is ClaimStatus.BUSY:
+        logger.info("another run holds the job under a live lease; the message will be delivered again")
+        _count("JobsDeferred")
+        return False
+    logger.info("dropping the message: the job is finished or gone", extra={"claim": claim.status.value})
+    _count("DuplicateDeliveries")
+    return True
+
+
+def _succeed(job_id: str, run_id: str, result: object) -> bool:
+    """Record the handler's result; return whether the message is consumed."""
     try:
         result_json = json.dumps(result, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
         size = len(result_json.encode("utf-8"))

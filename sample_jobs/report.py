@@ -51,7 +51,7 @@ def generate(payload: dict[str, Any], job: JobContext) -> dict[str, Any]:
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
         raise JobFailedError(f"payload.steps must be a whole number from 1 to {MAX_STEPS} (given {steps!r})")
 
-    job.logger.info(f"generating a report: {steps} steps in {seconds} s (attempt {job.attempt})")
+    job.logger.info("generating a report: %s steps in %s s (attempt %s)", steps, seconds, job.attempt)
     for i in range(1, steps + 1):
         time.sleep(seconds / steps)
         job.report_progress(100 * i / steps, f"step {i}/{steps}")

@@ -19,7 +19,7 @@ from moto import mock_aws
 from lambda_handlers import clients
 from lambda_handlers.store import JobStore
 from tests.unit.handlers import jobs
-from tests.unit.handlers.events import REGION, FakeLambdaContext
+from tests.unit.handlers.events import ACCOUNT, REGION, FakeLambdaContext
 
 ENTRY_POINTS = (
     "lambda_handlers.submit",
@@ -155,17 +155,13 @@ def aws(
             TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
         )
         dlq_url = sqs.create_queue(QueueName="Jobs-DeadLetterQueue")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        dlq_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:Jobs-DeadLetterQueue"
         redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
         queue_url = sqs.create_queue(
             QueueName="Jobs-Queue",
             Attributes={"RedrivePolicy": json.dumps(redrive), "VisibilityTimeout": "30"},
         )["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:Jobs-Queue"
         variables = {
             "ASYNC_JOB_TABLE_NAME": table_name,
             "ASYNC_JOB_QUEUE_URL": queue_url,
