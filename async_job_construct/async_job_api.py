@@ -51,6 +51,8 @@ DEFAULT_POLL_INTERVAL: Final = Duration.seconds(5)
 DEFAULT_LOG_RETENTION: Final = logs.RetentionDays.ONE_MONTH
 DEFAULT_METRICS_NAMESPACE: Final = "AsyncJobs"
 DEFAULT_RUNTIME: Final = lambda_.Runtime.PYTHON_3_14
+DEFAULT_RETRY_BASE_DELAY: Final = Duration.seconds(10)
+DEFAULT_RETRY_MAX_DELAY: Final = Duration.minutes(15)
 DEFAULT_THROTTLING_RATE_LIMIT: Final = 100
 DEFAULT_THROTTLING_BURST_LIMIT: Final = 200
 QUEUE_RETENTION: Final = Duration.days(14)
@@ -205,6 +207,9 @@ class AsyncJobApi(Construct):
         encryption_key: kms.IKey | None = None,
         web_acl_arn: str | None = None,
         cloud_watch_role: bool | None = None,
+        idempotency_key_required: bool | None = None,
+        retry_base_delay: Duration | None = None,
+        retry_max_delay: Duration | None = None,
     ) -> None:
         """Create the job API.
 
@@ -292,6 +297,14 @@ class AsyncJobApi(Construct):
         cloud_watch_role
             Create the account-level role that lets API Gateway write the stage's access and execution logs
             (one per account and region; skip it when the account already has one). Default: false.
+        idempotency_key_required
+            Refuse ``POST /jobs`` without an ``Idempotency-Key`` header (``400``). Either way a key given makes
+            the request idempotent for that caller. Default: false.
+        retry_base_delay
+            The delay before the first retry of a failed attempt; it doubles per attempt, with full jitter, up to
+            ``retry_max_delay``. Default: 10 seconds.
+        retry_max_delay
+            The longest delay between two attempts (at most 12 hours, SQS's visibility limit). Default: 15 minutes.
         """
         super().__init__(scope, id)
 
@@ -330,6 +343,15 @@ class AsyncJobApi(Construct):
             throttling_burst_limit if throttling_burst_limit is not None else DEFAULT_THROTTLING_BURST_LIMIT
         )
         self.encryption_key: kms.IKey | None = encryption_key
+        self.idempotency_key_required: bool = (
+            idempotency_key_required if idempotency_key_required is not None else False
+        )
+        self.retry_base_delay: Duration = (
+            retry_base_delay if retry_base_delay is not None else DEFAULT_RETRY_BASE_DELAY
+        )
+        self.retry_max_delay: Duration = (
+            retry_max_delay if retry_max_delay is not None else DEFAULT_RETRY_MAX_DELAY
+        )
         self._cors = cors
         self._web_acl_arn = web_acl_arn
         self._cloud_watch_role = cloud_watch_role if cloud_watch_role is not None else False
@@ -382,6 +404,7 @@ class AsyncJobApi(Construct):
                 "ASYNC_JOB_MAX_PAYLOAD_BYTES": str(self.max_payload_bytes),
                 "ASYNC_JOB_TTL_SECONDS": str(int(self.job_ttl.to_seconds())),
                 "ASYNC_JOB_RETRY_AFTER_SECONDS": retry_after,
+                "ASYNC_JOB_IDEMPOTENCY_KEY_REQUIRED": "true" if self.idempotency_key_required else "false",
             },
         )
         self.status_function = self._function(
@@ -410,6 +433,8 @@ class AsyncJobApi(Construct):
                 **common_env,
                 "ASYNC_JOB_HANDLER": handler,
                 "ASYNC_JOB_MAX_RECEIVE_COUNT": str(self.max_receive_count),
+                "ASYNC_JOB_RETRY_BASE_SECONDS": str(int(self.retry_base_delay.to_seconds())),
+                "ASYNC_JOB_RETRY_MAX_SECONDS": str(int(self.retry_max_delay.to_seconds())),
             },
         )
         self.dead_letter_function = self._function(
@@ -422,11 +447,13 @@ class AsyncJobApi(Construct):
             environment=common_env,
         )
 
-        self.table.grant(self.submit_function, "dynamodb:PutItem", "dynamodb:DeleteItem")
+        # Put (alone or in TransactWriteItems with the idempotency key), Delete to undo a job that could not be
+        # enqueued, Get to answer an idempotent replay.
+        self.table.grant(self.submit_function, "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem")
         self.queue.grant(self.submit_function, "sqs:SendMessage")
         if self.queue.encryption_master_key is not None:
             self.queue.encryption_master_key.grant(self.submit_function, "kms:GenerateDataKey", "kms:Decrypt")
-        self.table.grant(self.status_function, "dynamodb:GetItem")
+        self.table.grant(self.status_function, "dynamodb:GetItem", "dynamodb:UpdateItem")  # read, cancel
         self.table.grant(self.worker_function, "dynamodb:UpdateItem")
         self.table.grant(self.dead_letter_function, "dynamodb:UpdateItem")
         if self.encryption_key is not None:
@@ -436,8 +463,12 @@ class AsyncJobApi(Construct):
             )
         if self.encryption_key is not None and table is None:
             # table.grant() leaves the table's key to the caller; the queues' grants include theirs.
-            self.encryption_key.grant(self.status_function, "kms:Decrypt", "kms:DescribeKey")
-            for writer in (self.submit_function, self.worker_function, self.dead_letter_function):
+            for writer in (
+                self.submit_function,
+                self.status_function,
+                self.worker_function,
+                self.dead_letter_function,
+            ):
                 self.encryption_key.grant(
                     writer, "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"
                 )
@@ -465,7 +496,7 @@ class AsyncJobApi(Construct):
     # ----------------------------------------------------------------------------------------------- grants
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let ``grantee`` submit jobs and read its own jobs through the IAM-authorized API.
+        """Let ``grantee`` submit, read and cancel its own jobs through the IAM-authorized API.
 
         Example
         -------
@@ -477,6 +508,7 @@ class AsyncJobApi(Construct):
             resource_arns=[
                 self.api.arn_for_execute_api("POST", "/jobs"),
                 self.api.arn_for_execute_api("GET", "/jobs/*"),
+                self.api.arn_for_execute_api("DELETE", "/jobs/*"),
             ],
         )
 
@@ -515,6 +547,16 @@ class AsyncJobApi(Construct):
         check_int_range("max_payload_bytes", self.max_payload_bytes, 1, MAX_PAYLOAD_BYTES_LIMIT)
         check_duration_range("job_ttl", self.job_ttl, Duration.hours(1), Duration.days(365))
         check_duration_range("poll_interval", self.poll_interval, Duration.seconds(1), Duration.hours(1))
+        check_duration_range(
+            "retry_base_delay", self.retry_base_delay, Duration.seconds(1), Duration.hours(12)
+        )
+        check_duration_range(
+            "retry_max_delay",
+            self.retry_max_delay,
+            self.retry_base_delay,
+            Duration.hours(12),
+            "It caps the doubling retry_base_delay, so it must be at least that; SQS delays at most 12 hours.",
+        )
         if not Token.is_unresolved(self.batch_size) and self.batch_size > 1:
             Annotations.of(self).add_warning_v2(
                 "async-job:batch-size",
@@ -835,13 +877,15 @@ class AsyncJobApi(Construct):
             request_validator=validator,
         )
         job = jobs.add_resource("{id}")
-        job.add_method(
-            "GET",
-            apigateway.LambdaIntegration(self.status_function, allow_test_invoke=False),
-            api_key_required=self.api_key_required,
-            request_parameters={"method.request.path.id": True},
-            request_validator=validator,
-        )
+        status_integration = apigateway.LambdaIntegration(self.status_function, allow_test_invoke=False)
+        for method in ("GET", "DELETE"):
+            job.add_method(
+                method,
+                status_integration,
+                api_key_required=self.api_key_required,
+                request_parameters={"method.request.path.id": True},
+                request_validator=validator,
+            )
         self.jobs_resource: apigateway.Resource = jobs
         self.job_resource: apigateway.Resource = job
 

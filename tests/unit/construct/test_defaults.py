@@ -60,6 +60,14 @@ def test_resolved_defaults_are_exposed(jobs: AsyncJobApi) -> None:
     assert jobs.tracing is True
     assert jobs.metrics_namespace == "AsyncJobs"
     assert jobs.runtime.name == "python3.14"
+    assert jobs.idempotency_key_required is False
+    assert jobs.retry_base_delay.to_seconds() == 10
+    assert jobs.retry_max_delay.to_minutes() == 15
+    assert jobs.throttling_rate_limit == 100
+    assert jobs.throttling_burst_limit == 200
+    assert jobs.api_key_required is False
+    assert jobs.operators == ()
+    assert jobs.usage_plan is None
 
 
 def test_worker_defaults(body: dict[str, Any]) -> None:
@@ -74,6 +82,8 @@ def test_worker_defaults(body: dict[str, Any]) -> None:
     assert variables["ASYNC_JOB_HANDLER"] == "reports.generate"
     assert variables["ASYNC_JOB_MAX_RECEIVE_COUNT"] == "3"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "AsyncJobs"
+    assert variables["ASYNC_JOB_RETRY_BASE_SECONDS"] == "10"
+    assert variables["ASYNC_JOB_RETRY_MAX_SECONDS"] == "900"
 
 
 def test_worker_gets_runtime_layer_and_public_powertools_layer(body: dict[str, Any]) -> None:
@@ -93,6 +103,7 @@ def test_api_functions_read_limits_from_defaults(body: dict[str, Any]) -> None:
     assert submit["ASYNC_JOB_MAX_PAYLOAD_BYTES"] == "262144"
     assert submit["ASYNC_JOB_TTL_SECONDS"] == str(7 * 24 * 3600)
     assert submit["ASYNC_JOB_RETRY_AFTER_SECONDS"] == "5"
+    assert submit["ASYNC_JOB_IDEMPOTENCY_KEY_REQUIRED"] == "false"
     assert env(body, API, "status")["ASYNC_JOB_RETRY_AFTER_SECONDS"] == "5"
 
 
@@ -176,7 +187,7 @@ def test_no_hard_coded_physical_names(body: dict[str, Any]) -> None:
 
 def test_every_method_requires_iam_auth(body: dict[str, Any]) -> None:
     methods = [r["Properties"] for r in body["Resources"].values() if r["Type"] == "AWS::ApiGateway::Method"]
-    assert {m["HttpMethod"] for m in methods} == {"POST", "GET"}
+    assert sorted(m["HttpMethod"] for m in methods) == ["DELETE", "GET", "POST"]
     assert all(m["AuthorizationType"] == "AWS_IAM" for m in methods)
 
 
@@ -210,8 +221,13 @@ _SQS_EVENT_SOURCE = {
 @pytest.mark.parametrize(
     ("role", "expected"),
     [
-        ("submit", {"dynamodb:PutItem", "dynamodb:DeleteItem", "sqs:SendMessage"} | _LOGS | _TRACING),
-        ("status", {"dynamodb:GetItem"} | _LOGS | _TRACING),
+        (
+            "submit",
+            {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "sqs:SendMessage"}
+            | _LOGS
+            | _TRACING,
+        ),
+        ("status", {"dynamodb:GetItem", "dynamodb:UpdateItem"} | _LOGS | _TRACING),
         ("worker", {"dynamodb:UpdateItem"} | _SQS_EVENT_SOURCE | _LOGS | _TRACING),
         ("dead-letter", {"dynamodb:UpdateItem"} | _SQS_EVENT_SOURCE | _LOGS | _TRACING),
     ],

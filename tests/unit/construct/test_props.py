@@ -49,6 +49,9 @@ class Synthesized:
             ],
             tracing=False,
             metrics_namespace="Reporting",
+            idempotency_key_required=True,
+            retry_base_delay=cdk.Duration.seconds(2),
+            retry_max_delay=cdk.Duration.minutes(1),
         )
         dead_letters = sqs.Queue(stack, "TeamDlq")
         self.team_queue = sqs.Queue(
@@ -102,6 +105,8 @@ def test_worker_props_reach_the_function(synth: Synthesized) -> None:
     assert variables["ASYNC_JOB_HANDLER"] == "pkg.jobs.run"
     assert variables["ASYNC_JOB_MAX_RECEIVE_COUNT"] == "5"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "Reporting"
+    assert variables["ASYNC_JOB_RETRY_BASE_SECONDS"] == "2"
+    assert variables["ASYNC_JOB_RETRY_MAX_SECONDS"] == "60"
 
 
 def test_every_function_shares_architecture_and_tracing(synth: Synthesized) -> None:
@@ -130,6 +135,7 @@ def test_api_limits(synth: Synthesized) -> None:
     assert submit["ASYNC_JOB_MAX_PAYLOAD_BYTES"] == "1000"
     assert submit["ASYNC_JOB_TTL_SECONDS"] == "86400"
     assert submit["ASYNC_JOB_RETRY_AFTER_SECONDS"] == "30"
+    assert submit["ASYNC_JOB_IDEMPOTENCY_KEY_REQUIRED"] == "true"
     assert env(synth.body, CUSTOM, "status")["ASYNC_JOB_RETRY_AFTER_SECONDS"] == "30"
 
 
@@ -222,3 +228,4 @@ def test_grant_invoke_allows_the_job_routes_only() -> None:
     resources = repr(statements[0]["Resource"])
     assert "/POST/jobs" in resources
     assert "/GET/jobs/*" in resources
+    assert "/DELETE/jobs/*" in resources

@@ -82,7 +82,7 @@ def _job_methods(body: dict[str, Any], api_path: str) -> list[dict[str, Any]]:
 
 def test_cognito_auth_uses_a_user_pool_authorizer_with_scopes(synth: Synthesized) -> None:
     methods = _job_methods(synth.body, "Stack/Cognito")
-    assert len(methods) == 2
+    assert sorted(m["HttpMethod"] for m in methods) == ["DELETE", "GET", "POST"]
     assert all(m["AuthorizationType"] == "COGNITO_USER_POOLS" for m in methods)
     assert all(m["AuthorizationScopes"] == ["jobs/submit"] for m in methods)
     (authorizer,) = _children(synth.body, "Stack/Cognito", "AWS::ApiGateway::Authorizer")
@@ -180,13 +180,13 @@ def test_customer_managed_key_encrypts_queues_table_and_logs(synth: Synthesized)
     assert table["SSESpecification"]["KMSMasterKeyId"] == key_id
     worker_logs = props(synth.body, "Stack/Cognito", "worker")["LoggingConfig"]["LogGroup"]["Ref"]
     assert synth.body["Resources"][worker_logs]["Properties"]["KmsKeyId"] == key_id
-    status_id, status = resource(synth.body, "Stack/Cognito", "status")
-    assert {"kms:Decrypt", "kms:DescribeKey"} <= policy_actions(synth.body, status_id, status)
-    assert "kms:Encrypt" not in policy_actions(synth.body, status_id, status)
-    submit_id, submit = resource(synth.body, "Stack/Cognito", "submit")
-    assert {"kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt"} <= policy_actions(
-        synth.body, submit_id, submit
-    )
+    table_user_kms = {"kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey"}
+    for role in ("submit", "status", "worker", "dead-letter"):
+        function_id, function = resource(synth.body, "Stack/Cognito", role)
+        kms_actions = {a for a in policy_actions(synth.body, function_id, function) if a.startswith("kms:")}
+        assert kms_actions == table_user_kms, role  # exact: no ReEncrypt*, no GenerateDataKey* wildcards
+    iam_id, iam_status = resource(synth.body, "Stack/Iam", "status")
+    assert not {a for a in policy_actions(synth.body, iam_id, iam_status) if a.startswith("kms:")}
 
 
 def test_web_acl_is_associated_with_the_stage(synth: Synthesized) -> None:

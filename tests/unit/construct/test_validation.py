@@ -77,6 +77,19 @@ def test_fails_if_a_number_is_out_of_range(prop: str, value: object, expected: s
         build(**{prop: value})
 
 
+def test_fails_if_retry_max_delay_is_below_the_base_delay() -> None:
+    with pytest.raises(
+        PropValueError,
+        match=r"^retry_max_delay must be between 1 minute and 12 hours inclusive \(given 30 seconds\)\. It caps",
+    ):
+        build(retry_base_delay=cdk.Duration.minutes(1), retry_max_delay=cdk.Duration.seconds(30))
+
+
+def test_fails_if_retry_base_delay_is_zero() -> None:
+    with pytest.raises(PropValueError, match=r"^retry_base_delay must be between 1 second and 12 hours"):
+        build(retry_base_delay=cdk.Duration.seconds(0))
+
+
 def test_fails_if_runtime_is_not_python_3_11_or_later() -> None:
     with pytest.raises(
         PropValueError, match=r"^runtime must be a Python runtime of version 3\.11.*given python3\.10"
