@@ -1,0 +1,383 @@
+"""``async-job local``: serve every ``AsyncJobApi`` of a CDK app on this machine.
+
+Examples
+--------
+Serve the app of ./cdk.json on port 3000 until Ctrl-C::
+
+    async-job local
+
+Run the sample job end to end, show its progress and exit with its outcome::
+
+    async-job local --submit '{"seconds": 35}' --exit-when-done
+
+Serve another app (a file or a command), on another port, against a moto server of your own::
+
+    async-job local --app other/app.py --port 3100 --endpoint-url http://127.0.0.1:5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, Final
+
+from async_job_local.assembly import AssemblyError, app_command, load_assembly, synthesize
+from async_job_local.backend import Backend, EndpointBackend
+from async_job_local.client import TERMINAL_STATUSES, JobClient
+from async_job_local.functions import FunctionLogs
+from async_job_local.runtime import (
+    DEFAULT_API_CONCURRENCY,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PORT,
+    LocalRuntime,
+)
+from async_job_local.server import DEFAULT_PRINCIPAL, PRINCIPAL_HEADER, LocalApi
+
+__all__ = ["main"]
+
+EXIT_SUCCEEDED: Final = 0
+EXIT_NOT_SUCCEEDED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+BAR_WIDTH: Final = 30
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="async-job",
+        description="Tools for AsyncJobApi (async-job-construct).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    local = commands.add_parser(
+        "local",
+        help="serve the job APIs of a CDK app on this machine (no AWS account, no Docker)",
+        description="Synthesize a CDK app and serve the job API of every AsyncJobApi in it on localhost: the "
+        "same Lambda handlers, SQS queues and DynamoDB table, emulated by moto. Configuration comes from the "
+        "construct (the synthesized template) only.",
+    )
+    local.add_argument(
+        "--app",
+        help="the CDK app: a Python file, a command, or a synthesized cloud assembly directory "
+        "(default: the 'app' command of ./cdk.json)",
+    )
+    local.add_argument(
+        "-o",
+        "--output",
+        help="synthesize into this directory and keep it (it can be passed to --app later); "
+        "default: a temporary directory",
+    )
+    local.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default: {DEFAULT_PORT})"
+    )
+    local.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1)")
+    local.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra CDK context, as `cdk synth -c` (repeatable)",
+    )
+    backend = local.add_mutually_exclusive_group()
+    backend.add_argument(
+        "--endpoint-url",
+        help="use the DynamoDB and SQS of this endpoint (e.g. a moto server) instead of moto embedded here",
+    )
+    backend.add_argument(
+        "--aws",
+        action="store_true",
+        help="use DynamoDB and SQS as the usual AWS configuration says (AWS_PROFILE, AWS_ENDPOINT_URL, ...); "
+        "tables and queues are created if missing and left in place",
+    )
+    local.add_argument("--region", help="region of the backend (default: us-east-1, or AWS's configuration)")
+    local.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help="pollers (so concurrent worker invocations) per SQS event source, unless the template's "
+        f"MaximumConcurrency is lower (default: {DEFAULT_CONCURRENCY})",
+    )
+    local.add_argument(
+        "--api-concurrency",
+        type=int,
+        default=DEFAULT_API_CONCURRENCY,
+        help=f"execution environments per API function (default: {DEFAULT_API_CONCURRENCY})",
+    )
+    local.add_argument(
+        "--principal",
+        default=DEFAULT_PRINCIPAL,
+        help=f"the caller of requests without a {PRINCIPAL_HEADER} header, and of --submit "
+        f"(default: {DEFAULT_PRINCIPAL})",
+    )
+    logs = local.add_mutually_exclusive_group()
+    logs.add_argument(
+        "--log-file",
+        help="write the functions' logs here (default: standard error; with --submit, a temporary file)",
+    )
+    logs.add_argument("--no-function-logs", action="store_true", help="discard the functions' logs")
+    local.add_argument(
+        "--submit", metavar="JSON", help="submit this job body once the APIs are up, and follow it"
+    )
+    local.add_argument(
+        "--api", help="with several job APIs: which one --submit uses (construct path or prefix)"
+    )
+    local.add_argument(
+        "--exit-when-done",
+        action="store_true",
+        help="with --submit: exit when the job ends (0 if SUCCEEDED, else 1) instead of serving on",
+    )
+    local.add_argument(
+        "--poll-interval",
+        type=float,
+        default=0.5,
+        help="with --submit: seconds between status reads (default: 0.5)",
+    )
+    return parser
+
+
+class _Stop:
+    """Set by SIGINT/SIGTERM; everything that waits, waits on it."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal: int | None = None
+
+    def install(self) -> None:
+        def handler(number: int, frame: FrameType | None) -> None:
+            self.signal = number
+            self.event.set()
+
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+
+
+def _context(pairs: Sequence[str]) -> dict[str, Any]:
+    context: dict[str, Any] = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator:
+            raise SystemExit(f"async-job local: -c expects KEY=VALUE (given {pair!r})")
+        try:
+            context[key] = json.loads(value)
+        except ValueError:
+            context[key] = value
+    return context
+
+
+def _print(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def _describe_api(api: LocalApi) -> list[str]:
+    lines = [f"  {api.spec.path}: {api.jobs_url}"]
+    for route in api.routes:
+        if route.function is not None:
+            lines.append(f"      {route.http_method:<6} {api.base_url}{route.resource_path}")
+    return lines
+
+
+class _Progress:
+    """The job's progress: a bar redrawn with ``\\r`` on a terminal, one line per change otherwise."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._last: tuple[Any, ...] | None = None
+        self._width = 0
+
+    def update(self, job: dict[str, Any]) -> None:
+        status = str(job.get("status"))
+        progress = job.get("progress") or {}
+        percent = progress.get("percent")
+        message = progress.get("message") or ""
+        if status == "SUCCEEDED" and percent is None:
+            percent = 100
+        state = (status, percent, message)
+        if state == self._last:
+            return
+        self._last = state
+        shown = 0.0 if percent is None else max(0.0, min(100.0, float(percent)))
+        filled = round(BAR_WIDTH * shown / 100)
+        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+        line = f"[{bar}] {shown:3.0f}%  {status:<9} {message}".rstrip()
+        if self.tty:
+            padding = " " * max(0, self._width - len(line))
+            self._width = len(line)
+            self.stream.write(f"\r{line}{padding}")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.tty and self._last is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _follow(runtime: LocalRuntime, args: argparse.Namespace, stop: _Stop) -> int:
+    """Submit ``args.submit``, show its progress until it ends, print the outcome; return the exit code."""
+    try:
+        api = runtime.api(args.api)
+    except KeyError as error:
+        _print(f"async-job local: {error.args[0]}")
+        return EXIT_USAGE
+    client = JobClient(api.jobs_url, principal=args.principal)
+    started = time.monotonic()
+    response = client.submit(args.submit)
+    _print(f"POST {api.jobs_url} -> {response.status}")
+    if response.status != 202:
+        _print(response.body.decode("utf-8", "replace"))
+        return EXIT_NOT_SUCCEEDED
+    job = response.json()
+    url = response.header("Location") or client.job_url(job["id"])
+    _print(f"job {job['id']} accepted; following it (Ctrl-C to stop)")
+    progress = _Progress(sys.stdout)
+    progress.update(job)
+    while not stop.event.is_set():
+        reply = client.status(url)
+        if reply.status != 200:
+            progress.finish()
+            _print(f"GET {url} -> {reply.status}: {reply.body.decode('utf-8', 'replace')}")
+            return EXIT_NOT_SUCCEEDED
+        job = reply.json()
+        progress.update(job)
+        if job.get("status") in TERMINAL_STATUSES:
+            break
+        stop.event.wait(args.poll_interval)
+    progress.finish()
+    if job.get("status") not in TERMINAL_STATUSES:
+        return EXIT_INTERRUPTED
+    elapsed = time.monotonic() - started
+    _print(f"{job['status']} after {elapsed:.1f} s")
+    if "result" in job:
+        _print(f"result: {json.dumps(job['result'])}")
+    if job.get("error"):
+        failure = job["error"]
+        _print(
+            f"error: {failure.get('type')}: {failure.get('message')}"
+            if isinstance(failure, dict)
+            else f"error: {failure}"
+        )
+    _print(f"status URL: {url}")
+    _print(f"  curl -H {shlex.quote(f'{PRINCIPAL_HEADER}: {args.principal}')} {url}")
+    return EXIT_SUCCEEDED if job["status"] == "SUCCEEDED" else EXIT_NOT_SUCCEEDED
+
+
+def _backend(args: argparse.Namespace) -> Backend | None:
+    if args.endpoint_url is not None:
+        return EndpointBackend(args.endpoint_url, region=args.region)
+    if args.aws:
+        return EndpointBackend(None, region=args.region)
+    if args.region is not None:
+        from async_job_local.backend import EmbeddedMotoBackend
+
+        return EmbeddedMotoBackend(region=args.region)
+    return None
+
+
+def _local(args: argparse.Namespace) -> int:
+    stop = _Stop()
+    cwd = Path.cwd()
+    with contextlib.ExitStack() as cleanup:
+        if args.output is not None:
+            outdir = Path(args.output).resolve()
+            outdir.mkdir(parents=True, exist_ok=True)
+        else:
+            outdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="async-job-local-")))
+        try:
+            if args.app is not None and (cwd / args.app).is_dir():
+                _print(f"async-job local: reading the cloud assembly in {args.app}")
+            else:
+                _print(f"async-job local: synthesizing `{app_command(args.app, cwd)}` ...")
+            started = time.monotonic()
+            assembly = load_assembly(
+                synthesize(args.app, cwd=cwd, outdir=outdir, context=_context(args.context))
+            )
+        except AssemblyError as error:
+            _print(f"async-job local: {error}")
+            return EXIT_USAGE
+        for warning in assembly.warnings:
+            print(f"async-job local: {warning}", file=sys.stderr)
+        if not assembly.apis:
+            _print("async-job local: the app has no AsyncJobApi: nothing to serve")
+            return EXIT_USAGE
+
+        log_stream: IO[str] | None = sys.stderr
+        log_path: str | None = args.log_file
+        if args.no_function_logs:
+            log_stream = None
+        elif log_path is None and args.submit is not None:
+            handle, log_path = tempfile.mkstemp(prefix="async-job-local-", suffix=".log")
+            os.close(handle)
+        if log_path is not None and not args.no_function_logs:
+            log_stream = cleanup.enter_context(open(log_path, "a", encoding="utf-8"))
+
+        stop.install()
+        try:
+            runtime = LocalRuntime(
+                assembly,
+                backend=_backend(args),
+                host=args.host,
+                port=args.port,
+                concurrency=args.concurrency,
+                api_concurrency=args.api_concurrency,
+                logs=FunctionLogs(log_stream),
+                default_principal=args.principal,
+            )
+            cleanup.enter_context(runtime)
+        except OSError as error:
+            _print(f"async-job local: cannot serve on {args.host}:{args.port}: {error}")
+            return EXIT_USAGE
+        except Exception as error:  # an unreachable endpoint, missing credentials, an unsupported template
+            _print(f"async-job local: cannot start: {type(error).__name__}: {error}")
+            return EXIT_USAGE
+        _print(
+            f"async-job local: {len(runtime.apis)} job API(s), ready in {time.monotonic() - started:.1f} s"
+        )
+        for api in runtime.apis:
+            for line in _describe_api(api):
+                _print(line)
+        _print(f"  backend: {runtime.backend.describe()}")
+        _print(
+            f"  callers are identified by the header `{PRINCIPAL_HEADER}: <name>` (default: {args.principal})"
+        )
+        where = "discarded" if log_stream is None else (log_path or "standard error")
+        _print(f"  function logs: {where}")
+
+        code = EXIT_SUCCEEDED
+        if args.submit is not None:
+            code = _follow(runtime, args, stop)
+            if args.exit_when_done:
+                return code
+        if not stop.event.is_set():
+            _print("Ready. Serving until Ctrl-C.")
+            stop.event.wait()
+        _print("async-job local: stopping")
+        return code if args.submit is not None else EXIT_SUCCEEDED
+    return EXIT_SUCCEEDED  # pragma: no cover (the with block always returns)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``async-job`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "local":
+            return _local(args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

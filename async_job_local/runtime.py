@@ -1,0 +1,330 @@
+"""Every ``AsyncJobApi`` of a synthesized app, running on this machine.
+
+For each API: its table and queues are created on the backend from their template properties; its functions
+get warm execution environments with their template environment (CloudFormation references to the table and
+queues resolved to the local ones); its SQS event source mappings get pollers; its REST API is served under
+``/<slug>`` on one HTTP server for the whole app.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final
+
+from async_job_local.assembly import (
+    ApiSpec,
+    AssemblyError,
+    CloudAssembly,
+    EventSourceSpec,
+    FunctionSpec,
+    StackSpec,
+    UnresolvableError,
+    resolve_intrinsic,
+)
+from async_job_local.backend import Backend, EmbeddedMotoBackend, LocalQueue, local_name
+from async_job_local.functions import SANDBOX, FunctionLogs, LocalFunction
+from async_job_local.poller import SqsEventSource
+from async_job_local.server import DEFAULT_PRINCIPAL, GatewayServer, LocalApi, LocalRoute
+
+__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_PORT", "LocalRuntime"]
+
+DEFAULT_PORT: Final = 3000
+#: Pollers per SQS event source mapping (and so worker environments) unless the mapping's
+#: ``MaximumConcurrency`` is lower: a laptop is not Lambda's fleet.
+DEFAULT_CONCURRENCY: Final = 4
+#: Environments per API function (requests beyond wait for one).
+DEFAULT_API_CONCURRENCY: Final = 8
+
+
+@dataclass(frozen=True)
+class _Resource:
+    type: str
+    attributes: Mapping[str | None, str]  # None: what Ref returns
+
+
+def _warn(message: str) -> None:
+    print(f"async-job local: warning: {message}", file=sys.stderr)
+
+
+class LocalRuntime:
+    """Run the job APIs of ``assembly`` locally: tables, queues, functions, pollers and the HTTP API.
+
+    Parameters
+    ----------
+    assembly
+        From ``load_assembly(synthesize(...))``.
+    backend
+        Where tables and queues live. Default: moto embedded in this process (stopped by ``close``).
+    host, port
+        Where the APIs are served. ``port=0`` picks a free port.
+    concurrency
+        Pollers per SQS event source mapping (so concurrent worker invocations), unless the mapping's
+        ``MaximumConcurrency`` is lower. Default: 4.
+    api_concurrency
+        Execution environments per API function. Default: 8.
+    logs
+        Where the functions' output goes. Default: standard error.
+    default_principal
+        The caller of requests without the ``X-Async-Job-Principal`` header. Default: ``local-user``.
+
+    Example
+    -------
+    >>> assembly = load_assembly(synthesize("app.py", cwd=Path.cwd(), outdir=Path(tempfile.mkdtemp())))
+    >>> with LocalRuntime(assembly, port=0) as runtime:
+    ...     print(runtime.apis[0].jobs_url)
+    """
+
+    def __init__(
+        self,
+        assembly: CloudAssembly,
+        *,
+        backend: Backend | None = None,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        api_concurrency: int = DEFAULT_API_CONCURRENCY,
+        logs: FunctionLogs | None = None,
+        default_principal: str = DEFAULT_PRINCIPAL,
+        warn: Callable[[str], None] = _warn,
+    ) -> None:
+        if not assembly.apis:
+            raise AssemblyError(f"the app in {assembly.directory} has no AsyncJobApi")
+        self.assembly = assembly
+        self.host = host
+        self.port = port
+        self.concurrency = concurrency
+        self.api_concurrency = api_concurrency
+        self.logs = logs if logs is not None else FunctionLogs(sys.stderr)
+        self.default_principal = default_principal
+        self._warn = warn
+        self._owns_backend = backend is None
+        self._backend = backend
+        self._resources: dict[tuple[str, str], _Resource] = {}
+        self.apis: list[LocalApi] = []
+        self.functions: dict[tuple[str, str], LocalFunction] = {}
+        self.event_sources: list[SqsEventSource] = []
+        self.server: GatewayServer | None = None
+        self.account_id = "123456789012"
+
+    @property
+    def backend(self) -> Backend:
+        """The backend (started by ``start``)."""
+        if self._backend is None:
+            raise RuntimeError("the runtime is not started")
+        return self._backend
+
+    def __enter__(self) -> LocalRuntime:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def start(self) -> LocalRuntime:
+        """Create the resources, start the environments' pools, the pollers and the HTTP server."""
+        try:
+            if self._backend is None:
+                self._backend = EmbeddedMotoBackend()
+            for spec in self.assembly.apis:
+                self.apis.append(self._build_api(spec))
+            self.server = GatewayServer(
+                self.apis,
+                host=self.host,
+                port=self.port,
+                account_id=self.account_id,
+                region=self.backend.region,
+                default_principal=self.default_principal,
+            )
+            self.server.start()
+            for source in self.event_sources:
+                source.start()
+            for function in self.functions.values():
+                function.prewarm()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Stop everything: pollers, the server, every environment (killed), and an embedded backend."""
+        for source in self.event_sources:
+            source.stop()
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for function in self.functions.values():
+            function.close()
+        for source in self.event_sources:
+            source.join(timeout=3)
+        if self._backend is not None and self._owns_backend:
+            self._backend.close()
+            self._backend = None
+
+    def api(self, name: str | None = None) -> LocalApi:
+        """The API whose construct path or slug is ``name`` (or the only one when None)."""
+        if name is None:
+            if len(self.apis) != 1:
+                raise KeyError(f"the app has {len(self.apis)} job APIs; name one of: {self._names()}")
+            return self.apis[0]
+        for api in self.apis:
+            if name in (api.spec.path, api.prefix):
+                return api
+        raise KeyError(f"no job API {name!r}; the app has: {self._names()}")
+
+    def _names(self) -> str:
+        return ", ".join(f"{api.spec.path} ({api.prefix})" for api in self.apis)
+
+    def queue(self, api: LocalApi, role: str = "queue") -> LocalQueue:
+        """The local queue of ``api`` with the ``AsyncJob`` role ``queue`` or ``dead-letter-queue``."""
+        resource = self._resource(api.spec.stack, api.spec.roles[role])
+        return LocalQueue(url=resource.attributes[None], arn=resource.attributes["Arn"])
+
+    def table_name(self, api: LocalApi) -> str:
+        """The local name of the status table of ``api``."""
+        return self._resource(api.spec.stack, api.spec.roles["table"]).attributes[None]
+
+    # ------------------------------------------------------------------------------------------ resources
+
+    def _resource(self, stack: StackSpec, logical_id: str) -> _Resource:
+        key = (stack.stack_name, logical_id)
+        if key in self._resources:
+            return self._resources[key]
+        kind = stack.resources.get(logical_id, {}).get("Type")
+        backend = self.backend
+        if kind == "AWS::DynamoDB::Table":
+            table = stack.table(logical_id)
+            name = local_name(stack.stack_name, logical_id, limit=255)
+            backend.ensure_table(name, table.properties)
+            arn = f"arn:aws:dynamodb:{backend.region}:{self.account_id}:table/{name}"
+            resource = _Resource(kind, {None: name, "Arn": arn})
+        elif kind == "AWS::SQS::Queue":
+            spec = stack.queue(logical_id)
+            dead_letter_arn = None
+            if spec.dead_letter_target is not None:
+                dead_letter_arn = self._resource(stack, spec.dead_letter_target).attributes["Arn"]
+            name = local_name(stack.stack_name, logical_id, suffix=".fifo" if spec.fifo else "")
+            queue = backend.ensure_queue(name, spec.properties, dead_letter_arn)
+            self.account_id = queue.arn.split(":")[4] or self.account_id
+            resource = _Resource(
+                kind, {None: queue.url, "Arn": queue.arn, "QueueName": name, "QueueUrl": queue.url}
+            )
+        elif kind == "AWS::Lambda::Function":
+            name = local_name(stack.stack_name, logical_id, limit=64)
+            arn = f"arn:aws:lambda:{backend.region}:{self.account_id}:function:{name}"
+            resource = _Resource(kind, {None: name, "Arn": arn})
+        else:
+            raise UnresolvableError(f"{logical_id} ({kind or 'not in the template'}) does not exist locally")
+        self._resources[key] = resource
+        return resource
+
+    def _lookup(self, stack: StackSpec) -> Callable[[str, str | None], str]:
+        def lookup(logical_id: str, attribute: str | None) -> str:
+            pseudo = {
+                "AWS::Region": self.backend.region,
+                "AWS::AccountId": self.account_id,
+                "AWS::Partition": "aws",
+                "AWS::URLSuffix": "amazonaws.com",
+                "AWS::StackName": stack.stack_name,
+            }
+            if logical_id in pseudo and attribute is None:
+                return pseudo[logical_id]
+            attributes = self._resource(stack, logical_id).attributes
+            if attribute not in attributes:
+                raise UnresolvableError(f"{logical_id}.{attribute} is not available locally")
+            return attributes[attribute]
+
+        return lookup
+
+    # ---------------------------------------------------------------------------------------------- the API
+
+    def _build_api(self, spec: ApiSpec) -> LocalApi:
+        stack = spec.stack
+        # Queues first: their ARNs give the account id every other ARN uses.
+        for source in spec.event_sources:
+            self._resource(stack, source.queue)
+        sources = [source for source in spec.event_sources if source.enabled]
+        for source in spec.event_sources:
+            if not source.enabled:
+                self._warn(f"{stack.stack_name}/{source.logical_id} is disabled in the template: not polled")
+        pollers: dict[str, int] = {}
+        for source in sources:
+            pollers[source.function] = pollers.get(source.function, 0) + self._pollers(source)
+        functions: dict[str, LocalFunction] = {}
+        for function_spec in (*spec.functions.values(), *spec.extra_functions.values()):
+            functions[function_spec.logical_id] = self._function(
+                stack, function_spec, pollers.get(function_spec.logical_id, self.api_concurrency)
+            )
+        for source in sources:
+            queue = self._resource(stack, source.queue)
+            self.event_sources.append(
+                SqsEventSource(
+                    backend=self.backend,
+                    queue=LocalQueue(url=queue.attributes[None], arn=queue.attributes["Arn"]),
+                    function=functions[source.function],
+                    batch_size=source.batch_size,
+                    pollers=self._pollers(source),
+                    report_batch_item_failures=source.report_batch_item_failures,
+                )
+            )
+        routes = [
+            LocalRoute(spec=route, function=None if route.function is None else functions[route.function])
+            for route in spec.routes
+        ]
+        return LocalApi(spec=spec, routes=routes)
+
+    def _pollers(self, source: EventSourceSpec) -> int:
+        """Pollers of a mapping: ``concurrency``, or its ``MaximumConcurrency`` when that is lower."""
+        limit = source.maximum_concurrency
+        return self.concurrency if limit is None else max(1, min(limit, self.concurrency))
+
+    def _function(self, stack: StackSpec, spec: FunctionSpec, max_environments: int) -> LocalFunction:
+        key = (stack.stack_name, spec.logical_id)
+        if key in self.functions:
+            return self.functions[key]
+        own = self._resource(stack, spec.logical_id)
+        name = own.attributes[None]
+        lookup = self._lookup(stack)
+        variables: dict[str, str] = {}
+        for variable, value in spec.environment.items():
+            try:
+                variables[variable] = resolve_intrinsic(value, lookup)
+            except UnresolvableError as error:
+                self._warn(
+                    f"{stack.stack_name}/{spec.logical_id}: environment variable {variable} dropped: {error}"
+                )
+        reserved = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "TZ": ":UTC",
+            "LAMBDA_TASK_ROOT": str(spec.code_dir),
+            "LAMBDA_RUNTIME_DIR": str(SANDBOX.parent),
+            "_HANDLER": spec.handler,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_size),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            # No X-Ray daemon locally; and no ~/.aws files: the function sees only what Lambda would give it.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        }
+        if spec.log_format is not None:
+            reserved["AWS_LAMBDA_LOG_FORMAT"] = spec.log_format
+        function = LocalFunction(
+            name,
+            spec,
+            {**variables, **reserved, **self.backend.child_environment()},
+            arn=own.attributes["Arn"],
+            max_environments=max_environments,
+            logs=self.logs,
+        )
+        self.functions[key] = function
+        return function
