@@ -3,15 +3,23 @@ handler uses.
 
 A team's handler needs only what is exported here::
 
-    from lambda_handlers import JobContext, JobFailedError
+    from lambda_handlers import JobCancelledError, JobContext, JobFailedError
 
     def generate(payload: dict, job: JobContext) -> dict:
         ...
+        if job.cancel_requested:
+            raise JobCancelledError("stopped on request")
 
 Importing this package is cheap (standard library only): the functions' modules (``submit``, ``status``,
 ``worker``, ``dead_letter``) load boto3 and Powertools themselves.
 """
 
-from lambda_handlers.job import JobContext, JobFailedError, JobLeaseLostError, JobTimeoutError
+from lambda_handlers.job import (
+    JobCancelledError,
+    JobContext,
+    JobFailedError,
+    JobLeaseLostError,
+    JobTimeoutError,
+)
 
-__all__ = ["JobContext", "JobFailedError", "JobLeaseLostError", "JobTimeoutError"]
+__all__ = ["JobCancelledError", "JobContext", "JobFailedError", "JobLeaseLostError", "JobTimeoutError"]

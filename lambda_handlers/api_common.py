@@ -18,6 +18,7 @@ __all__ = [
     "JSON_CONTENT_TYPE",
     "caller_identity",
     "header",
+    "header_values",
     "internal_error",
     "invalid_job_id",
     "is_operator",
@@ -68,6 +69,27 @@ def header(event: Mapping[str, Any], name: str) -> str | None:
             last = values[-1]
             return last if isinstance(last, str) else None
     return None
+
+
+def header_values(event: Mapping[str, Any], name: str) -> list[str]:
+    """Every value of request header ``name`` (any case), in order; empty when it is absent.
+
+    Reads ``multiValueHeaders`` (a repeated header gives several values), else ``headers``.
+
+    Examples
+    --------
+    >>> header_values({"multiValueHeaders": {"idempotency-key": ["a", "b"]}}, "Idempotency-Key")
+    ['a', 'b']
+    """
+    wanted = name.lower()
+    found: list[str] = []
+    for key, values in (event.get("multiValueHeaders") or {}).items():
+        if key.lower() == wanted and isinstance(values, list):
+            found.extend(value for value in values if isinstance(value, str))
+    if found:
+        return found
+    value = header(event, name)
+    return [] if value is None else [value]
 
 
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> dict[str, Any]:

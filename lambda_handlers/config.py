@@ -25,6 +25,11 @@ __all__ = [
 
 #: Largest accepted request body: SQS's 1 MiB message limit less room for the message envelope.
 MAX_PAYLOAD_BYTES_LIMIT: Final = 1_047_552
+#: SQS's longest visibility timeout, so the longest retry delay ``ChangeMessageVisibility`` can set (12 h).
+MAX_VISIBILITY_SECONDS: Final = 43_200
+#: Retry delays of a deployment that does not set them (one made before they existed).
+DEFAULT_RETRY_BASE_SECONDS: Final = 10
+DEFAULT_RETRY_MAX_SECONDS: Final = 900
 
 _HANDLER_RE: Final = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+", re.ASCII)
 _FIX: Final = "AsyncJobApi sets it; when running the function yourself, set it in the function's environment."
@@ -86,6 +91,9 @@ class SubmitConfig(_Settings):
     ttl_seconds: int
     #: ``ASYNC_JOB_RETRY_AFTER_SECONDS``: the ``Retry-After`` advised while a job is not finished.
     retry_after_seconds: int
+    #: ``ASYNC_JOB_IDEMPOTENCY_KEY_REQUIRED`` (optional, ``true``/``false``; unset: false): refuse a request
+    #: without an ``Idempotency-Key``.
+    idempotency_key_required: bool = False
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Self:
@@ -99,6 +107,7 @@ class SubmitConfig(_Settings):
             max_payload_bytes=_integer(environ, "ASYNC_JOB_MAX_PAYLOAD_BYTES", 1, MAX_PAYLOAD_BYTES_LIMIT),
             ttl_seconds=_integer(environ, "ASYNC_JOB_TTL_SECONDS", 1, 10 * 366 * 86_400),
             retry_after_seconds=_integer(environ, "ASYNC_JOB_RETRY_AFTER_SECONDS", 1, 86_400),
+            idempotency_key_required=_boolean(environ, "ASYNC_JOB_IDEMPOTENCY_KEY_REQUIRED", default=False),
         )
 
 
@@ -141,6 +150,10 @@ class WorkerConfig(_Settings):
     handler: str
     #: ``ASYNC_JOB_MAX_RECEIVE_COUNT``: receives before the message is dead-lettered; the last attempt.
     max_receive_count: int
+    #: ``ASYNC_JOB_RETRY_BASE_SECONDS`` (optional; unset: 10): the first retry's delay cap, doubled per attempt.
+    retry_base_seconds: int = DEFAULT_RETRY_BASE_SECONDS
+    #: ``ASYNC_JOB_RETRY_MAX_SECONDS`` (optional; unset: 900): the cap of every retry delay.
+    retry_max_seconds: int = DEFAULT_RETRY_MAX_SECONDS
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Self:
@@ -151,10 +164,23 @@ class WorkerConfig(_Settings):
                 f"ASYNC_JOB_HANDLER must be 'module.function', a dotted Python path (given {handler!r}). "
                 "Pass the construct's handler prop as e.g. 'reports.generate'."
             )
+        base = _optional_integer(
+            environ, "ASYNC_JOB_RETRY_BASE_SECONDS", DEFAULT_RETRY_BASE_SECONDS, 1, MAX_VISIBILITY_SECONDS
+        )
+        maximum = _optional_integer(
+            environ, "ASYNC_JOB_RETRY_MAX_SECONDS", DEFAULT_RETRY_MAX_SECONDS, 1, MAX_VISIBILITY_SECONDS
+        )
+        if maximum < base:
+            raise ConfigError(
+                f"ASYNC_JOB_RETRY_MAX_SECONDS must be at least ASYNC_JOB_RETRY_BASE_SECONDS (given {maximum} and "
+                f"{base}): it caps the doubling base delay. {_FIX}"
+            )
         return cls(
             **cls._common(environ),
             handler=handler,
             max_receive_count=_integer(environ, "ASYNC_JOB_MAX_RECEIVE_COUNT", 1, 1_000),
+            retry_base_seconds=base,
+            retry_max_seconds=maximum,
         )
 
 
@@ -219,6 +245,21 @@ def _integer(environ: Mapping[str, str], name: str, minimum: int, maximum: int) 
             f"{name} must be a whole number from {minimum} to {maximum} (given {text!r}). {_FIX}"
         )
     return value
+
+
+def _optional_integer(environ: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    if not environ.get(name, "").strip():
+        return default
+    return _integer(environ, name, minimum, maximum)
+
+
+def _boolean(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    raise ConfigError(f"{name} must be 'true' or 'false' (given {text!r}). {_FIX}")
 
 
 def _operators(environ: Mapping[str, str]) -> frozenset[str]:

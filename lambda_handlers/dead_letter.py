@@ -2,8 +2,9 @@
 
 A message lands in the dead-letter queue when its job's attempts never recorded an outcome (the worker crashed,
 ran out of memory, or hit the Lambda timeout before it could stop the handler), or kept finding the job held by
-another run. This consumer marks such a job FAILED with error type ``DeadLettered``, unless a run still holds
-it under a live lease: then the record is reported as a batch item failure, to be looked at again later.
+another run. This consumer marks such a job FAILED with error type ``DeadLettered`` (CANCELLED when its owner had
+asked to cancel it), unless a run still holds it under a live lease: then the record is reported as a batch item
+failure, to be looked at again later.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ def _mark(job_id: str, receive_count: int | None) -> bool:
     if outcome is DeadLetterOutcome.MARKED:
         logger.warning("job failed: its message was dead-lettered")
         metrics.add_metric(name="JobsDeadLettered", unit=MetricUnit.Count, value=1)
+    elif outcome is DeadLetterOutcome.CANCELLED:
+        logger.info("job cancelled: its message was dead-lettered and its owner had asked to cancel it")
+        metrics.add_metric(name="JobsCancelled", unit=MetricUnit.Count, value=1)
     else:
         logger.info(
             "dead-lettered message of a finished or missing job; dropped", extra={"outcome": outcome.value}

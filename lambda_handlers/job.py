@@ -11,21 +11,37 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from enum import Enum
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
 
 __all__ = [
+    "JobCancelledError",
     "JobContext",
     "JobFailedError",
     "JobLeaseLostError",
     "JobTimeoutError",
+    "ProgressAck",
     "ProgressWriter",
 ]
 
-#: Signature of the function that records progress: ``(percent, message) -> still holds the job``.
-ProgressWriter = Callable[[float, "str | None"], bool]
+
+class ProgressAck(Enum):
+    """What a ``ProgressWriter`` reports back about the job after writing its progress."""
+
+    #: Written; this run still holds the job.
+    HELD = "HELD"
+    #: Written; this run still holds the job, and its owner asks to cancel it.
+    CANCEL_REQUESTED = "CANCEL_REQUESTED"
+    #: Not written: this run no longer holds the job.
+    LOST = "LOST"
+
+
+#: Signature of the function that records progress: ``(percent, message) -> ProgressAck``. A plain bool is
+#: accepted too (True: still holds the job; False: lost it), which is all a fake writer in a test needs.
+ProgressWriter = Callable[[float, "str | None"], "ProgressAck | bool"]
 
 #: Shortest interval between two progress writes (the first report and 100 % are always written).
 PROGRESS_INTERVAL_SECONDS: Final = 1.0
@@ -62,6 +78,22 @@ class JobTimeoutError(Exception):
     ... except JobTimeoutError:
     ...     save_checkpoint()
     ...     raise
+    """
+
+
+class JobCancelledError(Exception):
+    """Raise it from a job handler to stop a job whose owner asked to cancel it; the job ends CANCELLED.
+
+    The owner's ``DELETE /jobs/{id}`` of a running job sets ``job.cancel_requested``; the handler decides
+    where it is safe to stop (between two steps, after cleaning up) and raises this. The job is not retried.
+
+    Examples
+    --------
+    >>> for i, chunk in enumerate(chunks, start=1):
+    ...     process(chunk)
+    ...     job.report_progress(100 * i / len(chunks))
+    ...     if job.cancel_requested:
+    ...         raise JobCancelledError(f"stopped after chunk {i}")
     """
 
 
@@ -102,6 +134,9 @@ class JobContext:
         correlation key). None: ``logging.getLogger("lambda_handlers.job")``.
     clock
         Monotonic seconds; tests may pass a fake.
+    cancel_requested
+        Whether the owner has asked to cancel the job already (a team's test may set it to try its cancel
+        path); the runtime updates it with every progress write.
 
     Examples
     --------
@@ -113,6 +148,7 @@ class JobContext:
     """
 
     __slots__ = (
+        "_cancel_requested",
         "_clock",
         "_deadline",
         "_last_write",
@@ -133,6 +169,7 @@ class JobContext:
         progress_writer: ProgressWriter | None = None,
         logger: Logger | logging.Logger | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cancel_requested: bool = False,
     ) -> None:
         self.job_id = job_id
         self.attempt = attempt
@@ -142,12 +179,29 @@ class JobContext:
         self._deadline = clock() + time_limit.total_seconds()
         self._writer = progress_writer
         self._last_write: float | None = None
+        self._cancel_requested = cancel_requested
 
     def __repr__(self) -> str:
         return (
             f"JobContext(job_id={self.job_id!r}, attempt={self.attempt}, max_attempts={self.max_attempts}, "
-            f"remaining_time_ms={self.remaining_time_ms()})"
+            f"remaining_time_ms={self.remaining_time_ms()}, cancel_requested={self._cancel_requested})"
         )
+
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether the job's owner asked to cancel it (``DELETE /jobs/{id}``) while it runs.
+
+        Learnt from the job's record with each progress write (``report_progress``, at most once a second), so
+        a handler that reports progress as it goes sees a cancel request within about a second. Stop by
+        raising ``JobCancelledError`` at a point where stopping is safe; the job then ends CANCELLED.
+
+        Examples
+        --------
+        >>> job.report_progress(40, "step 4/10")
+        >>> if job.cancel_requested:
+        ...     raise JobCancelledError("stopped after step 4")
+        """
+        return self._cancel_requested
 
     @property
     def is_last_attempt(self) -> bool:
@@ -185,7 +239,8 @@ class JobContext:
         """Record how far the job got; ``GET /jobs/{id}`` shows it as ``progress``.
 
         Writes at most once per second: the first report and a report of 100 % are always written, others
-        within a second of the last write are skipped. Cheap enough to call in a loop.
+        within a second of the last write are skipped. Cheap enough to call in a loop. Each write also tells
+        whether the owner asks to cancel the job: see ``cancel_requested``.
 
         Parameters
         ----------
@@ -228,7 +283,10 @@ class JobContext:
         if self._writer is None:
             self.logger.info("progress %s%% %s", percent, message or "")
             return
-        if not self._writer(percent, message):
+        ack = self._writer(percent, message)
+        if ack is ProgressAck.CANCEL_REQUESTED:
+            self._cancel_requested = True
+        if ack is False or ack is ProgressAck.LOST:
             raise JobLeaseLostError(
                 f"job {self.job_id} is no longer held by this run (another run took it over or it finished); "
                 "stop working on it"

@@ -148,6 +148,8 @@ class Job:
     run_id: str | None = None
     #: Epoch milliseconds until which that run may still be alive.
     lease_until: int | None = None
+    #: The owner asked to cancel the job while it ran (``DELETE /jobs/{id}``); the handler sees it.
+    cancel_requested: bool = False
 
     @classmethod
     def new(cls, job_id: str, *, owner: str, payload_sha256: str, now: dt.datetime, ttl_seconds: int) -> Job:
@@ -180,6 +182,20 @@ class Job:
         """
         return self.expires_at <= epoch_seconds(now)
 
+    def is_takeable(self, now: dt.datetime) -> bool:
+        """Whether no live run holds the job: QUEUED, or RUNNING under a lease that ran out.
+
+        Examples
+        --------
+        >>> job.is_takeable(utc_now())
+        True
+        """
+        if self.status is JobStatus.QUEUED:
+            return True
+        return self.status is JobStatus.RUNNING and (
+            self.lease_until is None or self.lease_until < epoch_millis(now)
+        )
+
     @classmethod
     def from_item(cls, item: Mapping[str, AttributeValueTypeDef]) -> Job:
         """The job in a DynamoDB item (low-level client format, ``{"S": ...}``/``{"N": ...}``).
@@ -211,6 +227,7 @@ class Job:
                 error_message=_opt_s(item, "errorMessage"),
                 run_id=_opt_s(item, "runId"),
                 lease_until=_opt_int(item, "leaseUntil"),
+                cancel_requested=_opt_bool(item, "cancelRequested"),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ItemError(f"status-table item {item.get('pk')!r} is malformed: {error!r}") from error
@@ -244,13 +261,16 @@ class Job:
             item["progressPercent"] = {"N": str(self.progress_percent)}
         if self.lease_until is not None:
             item["leaseUntil"] = {"N": str(self.lease_until)}
+        if self.cancel_requested:
+            item["cancelRequested"] = {"BOOL": True}
         return item
 
     def to_resource(self, self_url: str) -> dict[str, Any]:
         """The job as the API shows it to its owner (``GET /jobs/{id}``, the ``202`` of ``POST /jobs``).
 
         ``result`` appears only when SUCCEEDED, ``error`` only when FAILED, ``lastError`` only while a retry
-        is pending (QUEUED or RUNNING after a failed attempt). The owner, run id and lease are never shown.
+        is pending (QUEUED or RUNNING after a failed attempt), ``cancelRequested: true`` only while a cancel
+        request waits for the handler to stop. The owner, run id and lease are never shown.
 
         Parameters
         ----------
@@ -285,6 +305,8 @@ class Job:
             resource["error"] = error
         if self.status in (JobStatus.QUEUED, JobStatus.RUNNING) and error is not None:
             resource["lastError"] = error
+        if self.cancel_requested and not self.status.is_terminal:
+            resource["cancelRequested"] = True
         resource["links"] = {"self": self_url}
         return resource
 
@@ -313,3 +335,12 @@ def _opt_float(item: Mapping[str, AttributeValueTypeDef], name: str) -> float | 
 
 def _opt_int(item: Mapping[str, AttributeValueTypeDef], name: str) -> int | None:
     return int(item[name]["N"]) if name in item else None
+
+
+def _opt_bool(item: Mapping[str, AttributeValueTypeDef], name: str) -> bool:
+    if name not in item:
+        return False
+    value = item[name]["BOOL"]
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} is not a boolean")
+    return value

@@ -7,6 +7,7 @@ delivery, a run that was taken over) and comes back as a value; only AWS failure
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambda_handlers import clients
+from lambda_handlers.idempotency import IdempotencyRecord
 from lambda_handlers.models import Job, JobStatus, epoch_millis, epoch_seconds, format_timestamp, utc_now
 
 if TYPE_CHECKING:
@@ -21,12 +23,15 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 __all__ = [
+    "CancelOutcome",
+    "CancelStatus",
     "ClaimOutcome",
     "ClaimStatus",
     "DeadLetterOutcome",
     "JobExistsError",
     "JobStore",
     "JobStoreError",
+    "KeyInUseError",
     "WriteOutcome",
 ]
 
@@ -41,6 +46,13 @@ _TAKEABLE: Final = (
 )
 # Held by this run.
 _FENCE: Final = "#s = :running AND runId = :run"
+# Nobody asked to cancel the job.
+_NOT_CANCELLED: Final = "attribute_not_exists(cancelRequested)"
+# A key item that is absent or past its expiry (then it may be overwritten: its job has expired too).
+_KEY_FREE: Final = "(attribute_not_exists(pk) OR expiresAt <= :nowSec)"
+_TRANSACTION_CANCELLED: Final = "TransactionCanceledException"
+#: Pauses before trying a transaction again that collided with a concurrent one on the same key.
+_CONFLICT_PAUSES_SECONDS: Final = (0.05, 0.2)
 
 
 class JobStoreError(Exception):
@@ -49,6 +61,10 @@ class JobStoreError(Exception):
 
 class JobExistsError(JobStoreError):
     """``create`` found an item with the same id already (a job id is never reused)."""
+
+
+class KeyInUseError(JobStoreError):
+    """``create_keyed`` kept colliding with a concurrent request that writes the same idempotency key."""
 
 
 class ClaimStatus(Enum):
@@ -62,6 +78,8 @@ class ClaimStatus(Enum):
     GONE = "GONE"
     #: Another run holds the job under a live lease: leave the message for later.
     BUSY = "BUSY"
+    #: The job's owner had asked to cancel it: it is CANCELLED now, without running: drop the message.
+    CANCELLED = "CANCELLED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +91,8 @@ class ClaimOutcome:
     status
         What was found (and so what to do with the message).
     job
-        CLAIMED: the job as this run holds it now (``attempts`` counted, ``runId`` set); FINISHED and BUSY:
-        the job as found; GONE: None.
+        CLAIMED: the job as this run holds it now (``attempts`` counted, ``runId`` set); FINISHED, BUSY and
+        CANCELLED: the job as found; GONE: None.
     """
 
     status: ClaimStatus
@@ -82,12 +100,39 @@ class ClaimOutcome:
 
 
 class WriteOutcome(Enum):
-    """The result of a write fenced by the run id (``complete``, ``record_failure``, ``report_progress``)."""
+    """The result of a write fenced by the run id (``complete``, ``record_failure``, ``report_progress``,
+    ``cancel_run``)."""
 
     #: The write was made.
     APPLIED = "APPLIED"
     #: This run no longer holds the job (taken over, or finished elsewhere): nothing was written.
     FENCED_OUT = "FENCED_OUT"
+    #: ``report_progress`` only: the progress was written, and the owner asks to cancel the job.
+    CANCEL_REQUESTED = "CANCEL_REQUESTED"
+    #: ``record_failure`` of a retryable failure only: the owner had asked to cancel the job, so instead of
+    #: being retried it is CANCELLED now.
+    CANCELLED = "CANCELLED"
+
+
+class CancelStatus(Enum):
+    """What ``JobStore.cancel`` (``DELETE /jobs/{id}``) did."""
+
+    #: The job was QUEUED (or held by a run that is dead): it is CANCELLED now and will not run.
+    CANCELLED = "CANCELLED"
+    #: A run holds the job: it is asked to stop (``cancelRequested``), and ends CANCELLED when it does.
+    REQUESTED = "REQUESTED"
+    #: The job is finished already: nothing was changed.
+    FINISHED = "FINISHED"
+    #: No such job for this owner (absent, past its expiry, or someone else's): nothing was changed.
+    NOT_FOUND = "NOT_FOUND"
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOutcome:
+    """The result of ``JobStore.cancel``: what was done, and the job as it is now (None for NOT_FOUND)."""
+
+    status: CancelStatus
+    job: Job | None = None
 
 
 class DeadLetterOutcome(Enum):
@@ -95,6 +140,8 @@ class DeadLetterOutcome(Enum):
 
     #: The job is FAILED with error type ``DeadLettered`` now.
     MARKED = "MARKED"
+    #: The job's owner had asked to cancel it: it is CANCELLED now.
+    CANCELLED = "CANCELLED"
     #: The job was finished already: nothing to do.
     FINISHED = "FINISHED"
     #: No such job, or past its expiry: nothing to do.
@@ -223,6 +270,137 @@ class JobStore:
         job = Job.from_item(item)
         return None if job.is_expired(now) else job
 
+    def create_keyed(
+        self,
+        job: Job,
+        key: IdempotencyRecord,
+        *,
+        replacing: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> IdempotencyRecord | None:
+        """Record a new job and the idempotency key that created it, both or neither (one TransactWriteItems).
+
+        The key item is written only where there is none for this caller and key, or only one past its expiry
+        (its job has expired too); with ``replacing``, also over one that points at that job id (whose job is
+        gone). A transaction that collides with a concurrent one on the same key is tried again, briefly.
+
+        Returns
+        -------
+        IdempotencyRecord or None
+            None: both were recorded. A record: the key is in use, here is what it holds; nothing was written.
+
+        Raises
+        ------
+        JobExistsError
+            An item with the job's id exists.
+        KeyInUseError
+            A concurrent request kept writing the same key.
+        JobStoreError
+            DynamoDB failed.
+
+        Examples
+        --------
+        >>> found = store.create_keyed(job, IdempotencyRecord(key_id, job.job_id, digest, job.expires_at))
+        >>> found is None  # recorded; else found.job_id is the job this key created before
+        True
+        """
+        now = now or utc_now()
+        condition = _KEY_FREE
+        values: dict[str, AttributeValueTypeDef] = {":nowSec": {"N": str(epoch_seconds(now))}}
+        if replacing is not None:
+            condition = f"({_KEY_FREE} OR jobId = :gone)"
+            values[":gone"] = {"S": replacing}
+        pauses = iter(_CONFLICT_PAUSES_SECONDS)
+        while True:
+            try:
+                self.client.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Put": {
+                                "TableName": self.table_name,
+                                "Item": job.to_item(),
+                                "ConditionExpression": "attribute_not_exists(pk)",
+                            }
+                        },
+                        {
+                            "Put": {
+                                "TableName": self.table_name,
+                                "Item": key.to_item(),
+                                "ConditionExpression": condition,
+                                "ExpressionAttributeValues": values,
+                                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                            }
+                        },
+                    ]
+                )
+            except ClientError as error:
+                job_reason, key_reason = _cancellation_reasons(error, 2)
+                if key_reason.get("Code") == "ConditionalCheckFailed" and key_reason.get("Item"):
+                    return IdempotencyRecord.from_item(key_reason["Item"])
+                if job_reason.get("Code") == "ConditionalCheckFailed":
+                    raise JobExistsError(f"a job with id {job.job_id} exists already") from error
+                if "TransactionConflict" in (job_reason.get("Code"), key_reason.get("Code")):
+                    pause = next(pauses, None)
+                    if pause is None:
+                        raise KeyInUseError(
+                            f"TransactWriteItems of job {job.job_id} kept colliding on its idempotency key"
+                        ) from error
+                    time.sleep(pause)
+                    continue
+                raise _store_error("TransactWriteItems", job.job_id, error) from error
+            except BotoCoreError as error:
+                raise _store_error("TransactWriteItems", job.job_id, error) from error
+            return None
+
+    def forget_keyed(self, job_id: str, key_id: str) -> bool:
+        """Undo ``create_keyed`` (both items, or neither): the job, if still QUEUED, and its key item.
+
+        Returns
+        -------
+        bool
+            Whether both were deleted (False: the job is gone or no longer QUEUED, or the key points elsewhere).
+
+        Raises
+        ------
+        JobStoreError
+            DynamoDB failed.
+
+        Examples
+        --------
+        >>> store.forget_keyed(job_id, key_id)
+        True
+        """
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Delete": {
+                            "TableName": self.table_name,
+                            "Key": _key(job_id),
+                            "ConditionExpression": "#s = :queued",
+                            "ExpressionAttributeNames": {"#s": "status"},
+                            "ExpressionAttributeValues": {":queued": {"S": JobStatus.QUEUED.value}},
+                        }
+                    },
+                    {
+                        "Delete": {
+                            "TableName": self.table_name,
+                            "Key": _key(key_id),
+                            "ConditionExpression": "jobId = :job",
+                            "ExpressionAttributeValues": {":job": {"S": job_id}},
+                        }
+                    },
+                ]
+            )
+        except ClientError as error:
+            reasons = _cancellation_reasons(error, 2)
+            if any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons):
+                return False
+            raise _store_error("TransactWriteItems (forget)", job_id, error) from error
+        except BotoCoreError as error:
+            raise _store_error("TransactWriteItems (forget)", job_id, error) from error
+        return True
+
     def claim(
         self, job_id: str, run_id: str, lease_until_ms: int, now: dt.datetime | None = None
     ) -> ClaimOutcome:
@@ -231,6 +409,7 @@ class JobStore:
         One UpdateItem decides: on success it returns the new item (attempts counted), on a failed condition
         the item as it was, which tells a finished or missing job (drop the message) from a live run
         (retry later). The previous attempt's progress is cleared; its error stays as ``lastError``.
+        A job whose owner asked to cancel it is not run: it becomes CANCELLED (a second UpdateItem).
 
         Parameters
         ----------
@@ -263,7 +442,7 @@ class JobStore:
                     "attempts = if_not_exists(attempts, :zero) + :one "
                     "REMOVE progressPercent, progressMessage"
                 ),
-                ConditionExpression=f"{_ALIVE} AND {_TAKEABLE}",
+                ConditionExpression=f"{_ALIVE} AND {_TAKEABLE} AND {_NOT_CANCELLED}",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
                     ":running": {"S": JobStatus.RUNNING.value},
@@ -287,6 +466,10 @@ class JobStore:
                 return ClaimOutcome(ClaimStatus.GONE)
             if found.status.is_terminal:
                 return ClaimOutcome(ClaimStatus.FINISHED, found)
+            if found.cancel_requested and found.is_takeable(now):
+                cancelled = self._cancel_unheld(job_id, now)
+                if cancelled is not None:
+                    return ClaimOutcome(ClaimStatus.CANCELLED, cancelled)
             return ClaimOutcome(ClaimStatus.BUSY, found)
         except BotoCoreError as error:
             raise _store_error("UpdateItem (claim)", job_id, error) from error
@@ -296,6 +479,8 @@ class JobStore:
         self, job_id: str, run_id: str, result_json: str, now: dt.datetime | None = None
     ) -> WriteOutcome:
         """Record the job's result: RUNNING (held by ``run_id``) becomes SUCCEEDED.
+
+        A job whose owner asked to cancel it while it ran succeeds all the same: its work is done.
 
         Parameters
         ----------
@@ -312,15 +497,17 @@ class JobStore:
         >>> store.complete(job_id, run_id, json.dumps({"rows": 12}))
         <WriteOutcome.APPLIED: 'APPLIED'>
         """
-        return self._fenced(
+        outcome, _ = self._fenced(
             "complete",
             job_id,
             run_id,
             now,
-            "SET #s = :succeeded, #r = :result, updatedAt = :now REMOVE runId, leaseUntil, errorType, errorMessage",
+            "SET #s = :succeeded, #r = :result, updatedAt = :now "
+            "REMOVE runId, leaseUntil, errorType, errorMessage, cancelRequested",
             {"#r": "result"},
             {":succeeded": {"S": JobStatus.SUCCEEDED.value}, ":result": {"S": result_json}},
         )
+        return outcome
 
     def record_failure(
         self,
@@ -334,6 +521,8 @@ class JobStore:
         """Record a failed attempt: FAILED when ``final``, else QUEUED again with the error as ``lastError``.
 
         The run's id and lease are removed either way; a retried job also loses the attempt's progress.
+        A retryable failure of a job whose owner asked to cancel it is not retried: the job becomes CANCELLED
+        (``WriteOutcome.CANCELLED``; a second UpdateItem).
 
         Raises
         ------
@@ -351,17 +540,31 @@ class JobStore:
             ":message": {"S": message},
         }
         expression = "SET #s = :next, errorType = :type, errorMessage = :message, updatedAt = :now "
-        expression += (
-            "REMOVE runId, leaseUntil"
-            if final
-            else "REMOVE runId, leaseUntil, progressPercent, progressMessage"
+        if final:
+            expression += "REMOVE runId, leaseUntil, cancelRequested"
+            return self._fenced("record_failure", job_id, run_id, now, expression, {}, values)[0]
+        expression += "REMOVE runId, leaseUntil, progressPercent, progressMessage"
+        outcome, found = self._fenced(
+            "record_failure", job_id, run_id, now, expression, {}, values, condition=_NOT_CANCELLED
         )
-        return self._fenced("record_failure", job_id, run_id, now, expression, {}, values)
+        if (
+            outcome is WriteOutcome.FENCED_OUT
+            and found is not None
+            and found.cancel_requested
+            and found.status is JobStatus.RUNNING
+            and found.run_id == run_id
+        ):
+            # Still this run's, but its owner wants it cancelled: stop here instead of retrying.
+            outcome = self.cancel_run(job_id, run_id, now)
+            return WriteOutcome.CANCELLED if outcome is WriteOutcome.APPLIED else outcome
+        return outcome
 
     def report_progress(
         self, job_id: str, run_id: str, percent: float, message: str | None, now: dt.datetime | None = None
     ) -> WriteOutcome:
         """Record the running job's progress (``message`` None removes the previous message).
+
+        The same UpdateItem tells whether the owner asks to cancel the job (``WriteOutcome.CANCEL_REQUESTED``).
 
         Raises
         ------
@@ -380,7 +583,91 @@ class JobStore:
         else:
             expression += ", progressMessage = :message"
             values[":message"] = {"S": message}
-        return self._fenced("report_progress", job_id, run_id, now, expression, {}, values)
+        outcome, job = self._fenced(
+            "report_progress", job_id, run_id, now, expression, {}, values, return_new=True
+        )
+        if outcome is WriteOutcome.APPLIED and job is not None and job.cancel_requested:
+            return WriteOutcome.CANCEL_REQUESTED
+        return outcome
+
+    def cancel_run(self, job_id: str, run_id: str, now: dt.datetime | None = None) -> WriteOutcome:
+        """End the job CANCELLED: RUNNING (held by ``run_id``) becomes CANCELLED (the handler stopped on request).
+
+        Raises
+        ------
+        JobStoreError
+            DynamoDB failed.
+
+        Examples
+        --------
+        >>> store.cancel_run(job_id, run_id)
+        <WriteOutcome.APPLIED: 'APPLIED'>
+        """
+        return self._fenced(
+            "cancel_run",
+            job_id,
+            run_id,
+            now,
+            "SET #s = :cancelled, updatedAt = :now REMOVE runId, leaseUntil, cancelRequested",
+            {},
+            {":cancelled": {"S": JobStatus.CANCELLED.value}},
+        )[0]
+
+    def cancel(self, job_id: str, owner: str, now: dt.datetime | None = None) -> CancelOutcome:
+        """Cancel ``owner``'s job (``DELETE /jobs/{id}``).
+
+        QUEUED (or RUNNING under a lease that ran out: its run is dead) becomes CANCELLED at once; RUNNING under
+        a live lease gets ``cancelRequested``, which its handler sees; a finished job is left alone. Usually one
+        UpdateItem (whose failed condition returns the job as it was), two for a running job.
+
+        Raises
+        ------
+        JobStoreError
+            DynamoDB failed, or the job kept changing under the request.
+
+        Examples
+        --------
+        >>> store.cancel(job_id, owner="arn:aws:iam::123456789012:user/alice").status
+        <CancelStatus.CANCELLED: 'CANCELLED'>
+        """
+        now = now or utc_now()
+        for _ in range(3):
+            done, found = self._update_or_old(
+                "cancel",
+                job_id,
+                "SET #s = :cancelled, updatedAt = :now REMOVE runId, leaseUntil, cancelRequested",
+                f"{_ALIVE} AND #o = :owner AND {_TAKEABLE}",
+                {
+                    ":cancelled": {"S": JobStatus.CANCELLED.value},
+                    ":queued": {"S": JobStatus.QUEUED.value},
+                    ":running": {"S": JobStatus.RUNNING.value},
+                    ":owner": {"S": owner},
+                },
+                now,
+            )
+            if done is not None:
+                return CancelOutcome(CancelStatus.CANCELLED, done)
+            if found is None or found.owner != owner:
+                return CancelOutcome(CancelStatus.NOT_FOUND)
+            if found.status.is_terminal:
+                return CancelOutcome(CancelStatus.FINISHED, found)
+            if found.is_takeable(now):
+                continue  # it changed between the two looks; decide again
+            done, found = self._update_or_old(
+                "cancel request",
+                job_id,
+                "SET cancelRequested = :true, updatedAt = :now",
+                f"{_ALIVE} AND #o = :owner AND #s = :running AND leaseUntil >= :nowMs",
+                {":running": {"S": JobStatus.RUNNING.value}, ":owner": {"S": owner}, ":true": {"BOOL": True}},
+                now,
+            )
+            if done is not None:
+                return CancelOutcome(CancelStatus.REQUESTED, done)
+            if found is None or found.owner != owner:
+                return CancelOutcome(CancelStatus.NOT_FOUND)
+            if found.status.is_terminal:
+                return CancelOutcome(CancelStatus.FINISHED, found)
+        raise JobStoreError(f"cancel of job {job_id} failed: the job kept changing")
 
     def mark_dead_lettered(
         self, job_id: str, now: dt.datetime | None = None, receive_count: int | None = None
@@ -388,7 +675,7 @@ class JobStore:
         """Fail a job whose message was dead-lettered: QUEUED, or RUNNING under an expired lease, becomes FAILED.
 
         The error type is ``DeadLettered``. A job still held under a live lease is left alone (BUSY): its run
-        may yet finish it.
+        may yet finish it. A job whose owner asked to cancel it becomes CANCELLED instead (a second UpdateItem).
 
         Parameters
         ----------
@@ -419,7 +706,7 @@ class JobStore:
                     "SET #s = :failed, errorType = :type, errorMessage = :message, updatedAt = :now "
                     "REMOVE runId, leaseUntil"
                 ),
-                ConditionExpression=f"{_ALIVE} AND {_TAKEABLE}",
+                ConditionExpression=f"{_ALIVE} AND {_TAKEABLE} AND {_NOT_CANCELLED}",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
                     ":failed": {"S": JobStatus.FAILED.value},
@@ -441,10 +728,71 @@ class JobStore:
                 return DeadLetterOutcome.GONE
             if found.status.is_terminal:
                 return DeadLetterOutcome.FINISHED
+            if (
+                found.cancel_requested
+                and found.is_takeable(now)
+                and self._cancel_unheld(job_id, now) is not None
+            ):
+                return DeadLetterOutcome.CANCELLED
             return DeadLetterOutcome.BUSY
         except BotoCoreError as error:
             raise _store_error("UpdateItem (dead-lettered)", job_id, error) from error
         return DeadLetterOutcome.MARKED
+
+    def _cancel_unheld(self, job_id: str, now: dt.datetime) -> Job | None:
+        """CANCELLED for a job held by no live run whose owner asked to cancel it; None if it changed meanwhile."""
+        done, _ = self._update_or_old(
+            "cancel",
+            job_id,
+            "SET #s = :cancelled, updatedAt = :now REMOVE runId, leaseUntil, cancelRequested",
+            f"{_ALIVE} AND {_TAKEABLE} AND cancelRequested = :true",
+            {
+                ":cancelled": {"S": JobStatus.CANCELLED.value},
+                ":queued": {"S": JobStatus.QUEUED.value},
+                ":running": {"S": JobStatus.RUNNING.value},
+                ":true": {"BOOL": True},
+            },
+            now,
+        )
+        return done
+
+    def _update_or_old(
+        self,
+        operation: str,
+        job_id: str,
+        update: str,
+        condition: str,
+        values: dict[str, AttributeValueTypeDef],
+        now: dt.datetime,
+    ) -> tuple[Job | None, Job | None]:
+        """A conditional UpdateItem: (the job as written, None), or (None, the job as found: None if absent)."""
+        try:
+            response = self.client.update_item(
+                TableName=self.table_name,
+                Key=_key(job_id),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={
+                    name: attribute
+                    for name, attribute in (("#s", "status"), ("#o", "owner"))
+                    if name in update or name in condition
+                },
+                ExpressionAttributeValues={
+                    ":now": {"S": format_timestamp(now)},
+                    ":nowSec": {"N": str(epoch_seconds(now))},
+                    ":nowMs": {"N": str(epoch_millis(now))},
+                    **values,
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return None, _old_job(error, now)
+            raise _store_error(f"UpdateItem ({operation})", job_id, error) from error
+        except BotoCoreError as error:
+            raise _store_error(f"UpdateItem ({operation})", job_id, error) from error
+        return Job.from_item(response["Attributes"]), None
 
     def _fenced(
         self,
@@ -455,14 +803,26 @@ class JobStore:
         update: str,
         names: dict[str, str],
         values: dict[str, AttributeValueTypeDef],
-    ) -> WriteOutcome:
+        *,
+        condition: str | None = None,
+        return_new: bool = False,
+    ) -> tuple[WriteOutcome, Job | None]:
+        """A write fenced by the run id: (APPLIED, the new job if ``return_new``) or (FENCED_OUT, the job found).
+
+        ``condition`` is ANDed to the fence; when it is given, a refused write returns the job as it was.
+        """
         now = now or utc_now()
+        extra: dict[str, Any] = {}
+        if return_new:
+            extra["ReturnValues"] = "ALL_NEW"
+        if condition is not None:
+            extra["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
-            self.client.update_item(
+            response = self.client.update_item(
                 TableName=self.table_name,
                 Key=_key(job_id),
                 UpdateExpression=update,
-                ConditionExpression=_FENCE,
+                ConditionExpression=_FENCE if condition is None else f"{_FENCE} AND {condition}",
                 ExpressionAttributeNames={"#s": "status", **names},
                 ExpressionAttributeValues={
                     ":running": {"S": JobStatus.RUNNING.value},
@@ -470,14 +830,16 @@ class JobStore:
                     ":now": {"S": format_timestamp(now)},
                     **values,
                 },
+                **extra,
             )
         except ClientError as error:
             if _is_condition_failure(error):
-                return WriteOutcome.FENCED_OUT
+                return WriteOutcome.FENCED_OUT, _old_job(error, now) if condition is not None else None
             raise _store_error(f"UpdateItem ({operation})", job_id, error) from error
         except BotoCoreError as error:
             raise _store_error(f"UpdateItem ({operation})", job_id, error) from error
-        return WriteOutcome.APPLIED
+        attributes = response.get("Attributes")
+        return WriteOutcome.APPLIED, Job.from_item(attributes) if return_new and attributes else None
 
 
 def _key(job_id: str) -> dict[str, AttributeValueTypeDef]:
@@ -495,6 +857,14 @@ def _old_job(error: ClientError, now: dt.datetime) -> Job | None:
         return None
     job = Job.from_item(item)
     return None if job.is_expired(now) else job
+
+
+def _cancellation_reasons(error: ClientError, count: int) -> list[dict[str, Any]]:
+    """The per-item reasons of a cancelled transaction (empty ones for another error), ``count`` of them."""
+    reasons: list[dict[str, Any]] = []
+    if error.response.get("Error", {}).get("Code") == _TRANSACTION_CANCELLED:
+        reasons = [dict(reason) for reason in error.response.get("CancellationReasons") or []]
+    return (reasons + [{}] * count)[:count]
 
 
 def _store_error(operation: str, job_id: str, error: Exception) -> JobStoreError:

@@ -1,7 +1,13 @@
 """``POST /jobs``: validate the request, record the job QUEUED, enqueue it, answer ``202 Accepted``.
 
-Two AWS calls on the happy path: PutItem, then SendMessage. A job is never acknowledged unless both
-succeeded: when the message cannot be sent, the item is deleted again and the caller gets a ``503``.
+Two AWS calls on the happy path: PutItem (with an ``Idempotency-Key``: TransactWriteItems of the job and its key
+item), then SendMessage. A job is never acknowledged unless both succeeded: when the message cannot be sent, the
+items are deleted again and the caller gets a ``503``.
+
+A request that repeats a key (same caller, same key, same payload) gets the key's job back (``202``, with
+``Idempotent-Replayed: true``); if that job never started (QUEUED, no attempt), its message is sent again, so
+that every ``202`` still means "enqueued" even when the first request died between its two calls (the worker's
+conditional claim makes a duplicate message harmless). The same key with another payload is a ``422``.
 """
 
 from __future__ import annotations
@@ -9,17 +15,20 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from aws_lambda_powertools.logging import correlation_paths
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambda_handlers import api_common, clients, config, messages
-from lambda_handlers.models import Job, utc_now
+from lambda_handlers import api_common, clients, config, idempotency, messages
+from lambda_handlers.idempotency import IdempotencyRecord, InvalidKeyError
+from lambda_handlers.models import Job, JobStatus, utc_now
 from lambda_handlers.observability import MetricUnit, logger, metrics, tracer
 from lambda_handlers.problems import ProblemError
-from lambda_handlers.store import JobStore, JobStoreError
+from lambda_handlers.store import JobStore, JobStoreError, KeyInUseError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -28,6 +37,11 @@ __all__ = ["CONFIG", "handler", "read_payload"]
 
 CONFIG: Final = config.load(config.SubmitConfig)
 _store: Final = JobStore(CONFIG.table_name)
+#: Tells a client that a 202 answers an earlier request with the same Idempotency-Key.
+REPLAYED_HEADER: Final = "Idempotent-Replayed"
+# A JSON escape of a UTF-16 surrogate: only then can the parsed text hold an unpaired one.
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
@@ -56,34 +70,120 @@ def _submit(event: dict[str, Any]) -> dict[str, Any]:
     method = event.get("httpMethod")
     if method != "POST":
         return api_common.method_not_allowed(method, ["POST"])
-    payload_text = read_payload(event, CONFIG.max_payload_bytes)
+    key = _idempotency_key(event)
+    payload_text = messages.sqs_safe(read_payload(event, CONFIG.max_payload_bytes))
+    owner = api_common.caller_identity(event)
+    jobs_url = api_common.request_url(event)
+    if key is None:
+        return _accept(payload_text, owner, jobs_url)
+    return _accept_keyed(payload_text, owner, jobs_url, idempotency.key_item_id(owner, key))
 
-    job_id = str(uuid.uuid4())
-    logger.append_keys(job_id=job_id)
-    url = f"{api_common.request_url(event)}/{job_id}"
-    payload_text = messages.sqs_safe(payload_text)
-    job = Job.new(
-        job_id,
-        owner=api_common.caller_identity(event),
-        payload_sha256=messages.payload_digest(payload_text),
-        now=utc_now(),
-        ttl_seconds=CONFIG.ttl_seconds,
-    )
+
+def _accept(payload_text: str, owner: str, jobs_url: str) -> dict[str, Any]:
+    """Record and enqueue a job without a key: PutItem, SendMessage."""
+    job = _new_job(messages.payload_digest(payload_text), owner)
     try:
         _store.create(job)
     except JobStoreError:
         logger.exception("could not record the job; nothing was accepted")
         return _unavailable("The job could not be recorded.")
+    if not _enqueue(job.job_id, payload_text):
+        _forget(job.job_id, None)
+        return _unavailable("The job could not be enqueued.")
+    return _accepted(job, payload_text, jobs_url)
+
+
+def _accept_keyed(payload_text: str, owner: str, jobs_url: str, key_id: str) -> dict[str, Any]:
+    """Record the job and its key together and enqueue it; or answer for the job the key created before."""
+    digest = messages.payload_digest(payload_text)
+    replacing: str | None = None
+    for _ in range(2):
+        job = _new_job(digest, owner)
+        try:
+            found = _store.create_keyed(
+                job, IdempotencyRecord(key_id, job.job_id, digest, job.expires_at), replacing=replacing
+            )
+        except KeyInUseError:
+            logger.warning("a concurrent request is recording the same idempotency key")
+            raise ProblemError(
+                409,
+                "idempotency-key-in-use",
+                "Idempotency-Key in use",
+                "Another request with this Idempotency-Key is being handled right now. Retry it shortly.",
+                api_common.retry_after(1),
+            ) from None
+        except JobStoreError:
+            logger.exception("could not record the job; nothing was accepted")
+            return _unavailable("The job could not be recorded.")
+        if found is None:
+            if not _enqueue(job.job_id, payload_text):
+                _forget(job.job_id, key_id)
+                return _unavailable("The job could not be enqueued.")
+            return _accepted(job, payload_text, jobs_url)
+        logger.append_keys(job_id=found.job_id)
+        if found.payload_sha256 != digest:
+            raise ProblemError(
+                422,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+                "This Idempotency-Key was used for another request body. Send a new key with a new job, or "
+                "the same body to get the first request's job.",
+            )
+        try:
+            existing = _store.get(found.job_id)
+        except JobStoreError:
+            logger.exception("could not read the job of the idempotency key")
+            return _unavailable("The job of this Idempotency-Key could not be read.")
+        if existing is not None:
+            return _replay(existing, payload_text, jobs_url)
+        # The key outlived its job (which was removed): let the key create a job anew.
+        logger.warning("the idempotency key's job is gone; the key gets a new job")
+        replacing = found.job_id
+    return _unavailable("The job could not be recorded.")
+
+
+def _replay(job: Job, payload_text: str, jobs_url: str) -> dict[str, Any]:
+    """The answer to a repeated request: the key's job as it is now; enqueued again if it never started."""
+    if job.status is JobStatus.QUEUED and job.attempts == 0:
+        # The first request may have died between recording and enqueuing: a 202 must mean "enqueued".
+        if not _enqueue(job.job_id, payload_text):
+            return _unavailable("The job could not be enqueued.")
+        _count("MessagesResent")
+    _count("JobsReplayed")
+    logger.info("idempotent replay", extra={"status": job.status.value, "attempts": job.attempts})
+    url = f"{jobs_url}/{job.job_id}"
+    headers = {"Location": url, "Cache-Control": "no-store", REPLAYED_HEADER: "true"}
+    if not job.status.is_terminal:
+        headers.update(api_common.retry_after(CONFIG.retry_after_seconds))
+    return api_common.json_response(202, job.to_resource(url), headers)
+
+
+def _new_job(payload_sha256: str, owner: str) -> Job:
+    job_id = str(uuid.uuid4())
+    logger.append_keys(job_id=job_id)
+    return Job.new(
+        job_id,
+        owner=owner,
+        payload_sha256=payload_sha256,
+        now=utc_now(),
+        ttl_seconds=CONFIG.ttl_seconds,
+    )
+
+
+def _enqueue(job_id: str, payload_text: str) -> bool:
     try:
         clients.sqs().send_message(
             QueueUrl=CONFIG.queue_url, MessageBody=messages.encode(job_id, payload_text)
         )
     except (BotoCoreError, ClientError):
-        logger.exception("could not enqueue the job; removing its record")
-        _forget(job_id)
-        return _unavailable("The job could not be enqueued.")
+        logger.exception("could not enqueue the job")
+        return False
+    return True
 
-    metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
+
+def _accepted(job: Job, payload_text: str, jobs_url: str) -> dict[str, Any]:
+    url = f"{jobs_url}/{job.job_id}"
+    _count("JobsSubmitted")
     logger.info("job accepted", extra={"payload_bytes": len(payload_text.encode("utf-8"))})
     return api_common.json_response(
         202,
@@ -92,11 +192,29 @@ def _submit(event: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def _idempotency_key(event: Mapping[str, Any]) -> str | None:
+    """The request's Idempotency-Key, or None without one (when the API does not require it)."""
+    try:
+        key = idempotency.parse_key(api_common.header_values(event, idempotency.HEADER))
+    except InvalidKeyError as error:
+        _reject(400, "invalid-idempotency-key", "Invalid Idempotency-Key", str(error))
+    if key is None and CONFIG.idempotency_key_required:
+        _reject(
+            400,
+            "idempotency-key-required",
+            "Idempotency-Key required",
+            f"This API needs an {idempotency.HEADER} header on POST /jobs: a new unique value (e.g. a UUID) "
+            "per job, sent again unchanged when the request is retried.",
+        )
+    return key
+
+
 def read_payload(event: dict[str, Any], max_bytes: int) -> str:
     """The request's body as JSON text, checked to be a JSON object of at most ``max_bytes`` UTF-8 bytes.
 
     Checks in order: the media type (``application/json`` or ``application/*+json``, UTF-8 only), a body is
-    present, its size, UTF-8, JSON (``NaN`` and ``Infinity`` are not JSON), an object.
+    present, its size, UTF-8, JSON (``NaN`` and ``Infinity`` are not JSON, nor is an escaped unpaired UTF-16
+    surrogate such as ``"\\ud800"``: RFC 8259 section 8.2), an object.
 
     Raises
     ------
@@ -149,6 +267,13 @@ def read_payload(event: dict[str, Any], max_bytes: int) -> str:
         )
     except (ValueError, RecursionError) as error:
         _reject(400, "invalid-json", "Invalid JSON", f"The body is not acceptable JSON: {_short(error)}.")
+    if _SURROGATE_ESCAPE.search(text) and _holds_a_surrogate(value):
+        _reject(
+            400,
+            "invalid-json",
+            "Invalid JSON",
+            "The body escapes an unpaired UTF-16 surrogate (such as \\ud800), which is no Unicode character.",
+        )
     if not isinstance(value, dict):
         kind = "an array" if isinstance(value, list) else "a JSON scalar"
         _reject(
@@ -172,6 +297,22 @@ def _check_media_type(content_type: str | None) -> None:
             _unsupported(f"JSON is UTF-8; charset {charset[:40]!r} is not supported.")
 
 
+def _holds_a_surrogate(value: Any) -> bool:
+    """Whether a parsed JSON value holds an unpaired surrogate in a string or a member name (no recursion)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
 def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON value")
 
@@ -189,15 +330,24 @@ def _unsupported(detail: str) -> NoReturn:
 
 
 def _unavailable(what: str) -> dict[str, Any]:
-    metrics.add_metric(name="SubmitErrors", unit=MetricUnit.Count, value=1)
+    _count("SubmitErrors")
     return api_common.service_unavailable(
         f"{what} Nothing was accepted; retry later.", CONFIG.retry_after_seconds
     )
 
 
-def _forget(job_id: str) -> None:
-    """Undo ``create`` (best effort): the caller is told nothing was accepted, so no job may stay behind."""
+def _forget(job_id: str, key_id: str | None) -> None:
+    """Undo ``create``/``create_keyed`` (best effort): the caller is told nothing was accepted, so no job may
+    stay behind. Should this fail, a keyed job stays QUEUED, and the caller's retry with the same key sends its
+    message; an unkeyed one stays QUEUED until it expires."""
     try:
-        _store.delete_if_queued(job_id)
+        if key_id is None:
+            _store.delete_if_queued(job_id)
+        else:
+            _store.forget_keyed(job_id, key_id)
     except JobStoreError:
-        logger.exception("could not remove the unqueued job; it stays QUEUED until it expires")
+        logger.exception("could not remove the unqueued job; it stays QUEUED")
+
+
+def _count(name: str) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)

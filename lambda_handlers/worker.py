@@ -1,11 +1,14 @@
 """The job queue's consumer: claim each job, run the team's handler on it, record the outcome.
 
-Records are handled one after the other. Each record ends in one of two ways:
+Records are handled one after the other. Each record ends in one of three ways:
 
-- consumed (the message is deleted): the job succeeded, failed for good, or was finished, missing or owned
-  by another run already (a duplicate delivery);
-- reported in ``batchItemFailures`` (SQS delivers it again after the visibility timeout): the attempt failed
-  and may be retried, another run holds the job under a live lease, or an AWS call failed.
+- consumed (the message is deleted): the job succeeded, failed for good, was cancelled, or was finished,
+  missing or owned by another run already (a duplicate delivery);
+- retried after a backoff: the attempt failed and may be retried. The message's visibility is set to a delay
+  drawn with full jitter from ``[1, min(max, base * 2 ** (attempt - 1))]`` seconds (``ChangeMessageVisibility``)
+  and the record is reported in ``batchItemFailures``, so SQS delivers it again after that delay;
+- reported in ``batchItemFailures`` as it is (SQS delivers it again after the visibility timeout): another run
+  holds the job under a live lease, or an AWS call failed. So does a retry whose visibility change failed.
 """
 
 from __future__ import annotations
@@ -13,14 +16,24 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
+import math
+import random
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from lambda_handlers import config, messages
+from lambda_handlers import clients, config, messages
 from lambda_handlers.deadline import safety_margin_ms, time_limit
-from lambda_handlers.job import JobContext, JobFailedError, JobLeaseLostError, JobTimeoutError
+from lambda_handlers.job import (
+    JobCancelledError,
+    JobContext,
+    JobFailedError,
+    JobLeaseLostError,
+    JobTimeoutError,
+    ProgressAck,
+)
 from lambda_handlers.models import Job, epoch_millis, utc_now
 from lambda_handlers.observability import MetricUnit, logger, metrics, tracer
 from lambda_handlers.store import ClaimStatus, JobStore, JobStoreError, WriteOutcome
@@ -34,6 +47,7 @@ __all__ = [
     "RESULT_MAX_BYTES",
     "HandlerImportError",
     "TeamHandler",
+    "backoff_seconds",
     "handler",
 ]
 
@@ -48,10 +62,24 @@ ERROR_MESSAGE_MAX_CHARS: Final = 2_000
 CONFIG: Final = config.load(config.WorkerConfig)
 _store: Final = JobStore(CONFIG.table_name)
 _team_handler: TeamHandler | None = None
+#: The jitter's source (tests put a seeded one in its place).
+_random = random.Random()
 
 
 class HandlerImportError(Exception):
     """``ASYNC_JOB_HANDLER`` cannot be imported, or does not name a function."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    """A recorded retryable failure of attempt ``attempt``: deliver the message again after a backoff."""
+
+    attempt: int
+
+
+#: What became of one record: consumed (True), delivered again after the visibility timeout (False), or
+#: delivered again after a backoff (``_Retry``).
+_Outcome = bool | _Retry
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -67,13 +95,84 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dic
     """
     failures: list[dict[str, str]] = []
     for record in event.get("Records") or []:
-        if not _handle_record(record, context):
+        outcome = _handle_record(record, context)
+        if isinstance(outcome, _Retry):
+            _back_off(record, outcome.attempt)
+        if outcome is not True:
             failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}
 
 
-def _handle_record(record: dict[str, Any], context: LambdaContext) -> bool:
-    """Handle one record; return whether its message is consumed (False: SQS must deliver it again)."""
+def backoff_seconds(attempt: int, base: int, maximum: int, rng: random.Random | None = None) -> int:
+    """The delay before retrying after failed attempt ``attempt``: "full jitter" over a doubling, capped range.
+
+    A whole number of seconds drawn uniformly from ``[0, min(maximum, base * 2 ** (attempt - 1))]``, rounded up
+    and at least 1 (the visibility timeout SQS takes is whole seconds, and 0 would retry at once).
+
+    Parameters
+    ----------
+    attempt
+        The attempt that failed, from 1.
+    base
+        The first attempt's cap, seconds (``ASYNC_JOB_RETRY_BASE_SECONDS``).
+    maximum
+        The cap of every attempt, seconds (``ASYNC_JOB_RETRY_MAX_SECONDS``).
+    rng
+        The random source; None for the module's.
+
+    Examples
+    --------
+    >>> 1 <= backoff_seconds(3, base=10, maximum=900) <= 40
+    True
+    """
+    ceiling = min(maximum, base * (1 << min(max(attempt, 1) - 1, 32)))
+    drawn = (rng or _random).uniform(0, ceiling)
+    return min(max(1, math.ceil(drawn)), max(ceiling, 1))
+
+
+def _back_off(record: dict[str, Any], attempt: int) -> None:
+    """Make the record's message visible again only after the backoff; on failure it keeps its timeout."""
+    delay = backoff_seconds(attempt, CONFIG.retry_base_seconds, CONFIG.retry_max_seconds)
+    try:
+        clients.sqs().change_message_visibility(
+            QueueUrl=_queue_url(record.get("eventSourceARN")),
+            ReceiptHandle=str(record.get("receiptHandle")),
+            VisibilityTimeout=delay,
+        )
+    except Exception:  # whatever went wrong, the record is reported: nothing here may fail the batch
+        logger.warning(
+            "could not delay the retry; the message comes back after the visibility timeout",
+            exc_info=True,
+            extra={"job_id": _job_id_of(record)},
+        )
+        _count("BackoffErrors")
+        return
+    logger.info("retry delayed", extra={"job_id": _job_id_of(record), "attempt": attempt, "delay_s": delay})
+
+
+def _queue_url(queue_arn: object) -> str:
+    """The URL of the queue with ARN ``arn:aws:sqs:<region>:<account>:<name>``, on the SQS client's endpoint.
+
+    Examples
+    --------
+    >>> _queue_url("arn:aws:sqs:eu-west-1:123456789012:Jobs-Queue")
+    'https://sqs.eu-west-1.amazonaws.com/123456789012/Jobs-Queue'
+    """
+    parts = queue_arn.split(":") if isinstance(queue_arn, str) else []
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sqs" or not parts[4] or not parts[5]:
+        raise ValueError(f"not an SQS queue ARN: {queue_arn!r}")
+    return f"{clients.sqs().meta.endpoint_url}/{parts[4]}/{parts[5]}"
+
+
+def _job_id_of(record: dict[str, Any]) -> str | None:
+    try:
+        return messages.decode(record.get("body")).job_id
+    except messages.MessageError:
+        return None
+
+
+def _handle_record(record: dict[str, Any], context: LambdaContext) -> _Outcome:
+    """Handle one record; return whether its message is consumed, or when it should come back."""
     try:
         message = messages.decode(record.get("body"))
     except messages.MessageError as error:
@@ -90,13 +189,16 @@ def _handle_record(record: dict[str, Any], context: LambdaContext) -> bool:
         logger.remove_keys(["job_id"])
 
 
-def _run(message: messages.JobMessage, attempt: int, context: LambdaContext) -> bool:
-    """Claim the job, run the team's handler on it, record the outcome; return whether the message is consumed."""
+def _run(message: messages.JobMessage, receive_count: int, context: LambdaContext) -> _Outcome:
+    """Claim the job, run the team's handler on it, record the outcome; return what becomes of the message."""
     job_id = message.job_id
     run_id = uuid.uuid4().hex
     claimed = _claim(job_id, run_id, context)
     if not isinstance(claimed, Job):
         return claimed
+    # The larger of the deliveries and the claims counts the attempt: a duplicate message (SQS delivers at
+    # least once; an idempotent replay re-sends) then cannot give the job more attempts than allowed.
+    attempt = max(receive_count, claimed.attempts)
     logger.info("job claimed", extra={"attempt": attempt, "attempts": claimed.attempts, "run_id": run_id})
     if (
         message.payload_text is not None
@@ -136,6 +238,10 @@ def _run(message: messages.JobMessage, attempt: int, context: LambdaContext) -> 
         logger.warning("the job was taken over by another run; dropping this one")
         _count("LeaseLost")
         return True
+    except JobCancelledError as error:
+        _record_duration(started)
+        logger.info("the job handler stopped on a cancel request", extra={"reason": _error_message(error)})
+        return _cancelled(job_id, run_id)
     except Exception as error:
         _record_duration(started)
         final = isinstance(error, JobFailedError) or attempt >= CONFIG.max_receive_count
@@ -143,7 +249,9 @@ def _run(message: messages.JobMessage, attempt: int, context: LambdaContext) -> 
             logger.warning("the job handler failed the job", extra={"error": _error_message(error)})
         else:
             logger.exception("the job handler failed", extra={"attempt": attempt, "final": final})
-        return _fail(job_id, run_id, type(error).__name__, _error_message(error), final=final)
+        return _fail(
+            job_id, run_id, type(error).__name__, _error_message(error), attempt=attempt, final=final
+        )
     _record_duration(started)
     return _succeed(job_id, run_id, result)
 
@@ -162,12 +270,32 @@ def _claim(job_id: str, run_id: str, context: LambdaContext) -> Job | bool:
         logger.info("another run holds the job under a live lease; the message will be delivered again")
         _count("JobsDeferred")
         return False
+    if claim.status is ClaimStatus.CANCELLED:
+        logger.info("job cancelled before it ran: its owner asked to cancel it")
+        _count("JobsCancelled")
+        return True
     logger.info("dropping the message: the job is finished or gone", extra={"claim": claim.status.value})
     _count("DuplicateDeliveries")
     return True
 
 
-def _succeed(job_id: str, run_id: str, result: object) -> bool:
+def _cancelled(job_id: str, run_id: str) -> bool:
+    """Record that the handler stopped on a cancel request; return whether the message is consumed."""
+    try:
+        outcome = _store.cancel_run(job_id, run_id)
+    except JobStoreError:
+        logger.exception("could not record the cancellation; the message will be delivered again")
+        return False
+    if outcome is WriteOutcome.FENCED_OUT:
+        logger.warning("the cancellation was not recorded: another run took the job over")
+        _count("LeaseLost")
+        return True
+    logger.info("job cancelled")
+    _count("JobsCancelled")
+    return True
+
+
+def _succeed(job_id: str, run_id: str, result: object) -> _Outcome:
     """Record the handler's result; return whether the message is consumed."""
     try:
         result_json = json.dumps(result, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
@@ -203,8 +331,10 @@ def _succeed(job_id: str, run_id: str, result: object) -> bool:
     return True
 
 
-def _fail(job_id: str, run_id: str, error_type: str, message: str, *, final: bool) -> bool:
-    """Record a failed attempt; return whether the message is consumed (a final failure)."""
+def _fail(
+    job_id: str, run_id: str, error_type: str, message: str, *, final: bool, attempt: int = 1
+) -> _Outcome:
+    """Record a failed attempt; return what becomes of the message (a retry backs off by ``attempt``)."""
     try:
         outcome = _store.record_failure(job_id, run_id, error_type, message, final)
     except JobStoreError:
@@ -214,24 +344,30 @@ def _fail(job_id: str, run_id: str, error_type: str, message: str, *, final: boo
         logger.warning("the failure was not recorded: another run took the job over")
         _count("LeaseLost")
         return True
+    if outcome is WriteOutcome.CANCELLED:
+        logger.info("the attempt failed and its owner asked to cancel the job: cancelled, not retried")
+        _count("JobsCancelled")
+        return True
     if final:
         logger.warning("job failed", extra={"error_type": error_type})
         _count("JobsFailed")
         return True
     logger.info("attempt failed; the job will be retried", extra={"error_type": error_type})
     _count("JobsRetried")
-    return False
+    return _Retry(attempt)
 
 
-def _progress_writer(job_id: str, run_id: str) -> Callable[[float, str | None], bool]:
-    def write(percent: float, message: str | None) -> bool:
+def _progress_writer(job_id: str, run_id: str) -> Callable[[float, str | None], ProgressAck]:
+    def write(percent: float, message: str | None) -> ProgressAck:
         try:
             outcome = _store.report_progress(job_id, run_id, percent, message)
         except JobStoreError:
             # Progress is advisory: a failed write must not fail the job.
             logger.warning("could not record progress", exc_info=True)
-            return True
-        return outcome is WriteOutcome.APPLIED
+            return ProgressAck.HELD
+        if outcome is WriteOutcome.CANCEL_REQUESTED:
+            return ProgressAck.CANCEL_REQUESTED
+        return ProgressAck.HELD if outcome is WriteOutcome.APPLIED else ProgressAck.LOST
 
     return write
 

@@ -8,6 +8,9 @@ Payload (a JSON object, every field optional):
 - ``seconds``: how long the report takes, a number from 0 to 840 (default 60);
 - ``steps``: how many progress reports along the way, a whole number from 1 to 1000 (default 10);
 - ``fail``: when true, fail after the work (a retryable error, to watch the retries and the dead-letter path).
+
+It honours cancellation: after each step's progress report it checks ``job.cancel_requested`` and stops with
+``JobCancelledError`` (try ``DELETE /jobs/{id}`` on a running report).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import math
 import time
 from typing import Any, Final
 
-from lambda_handlers import JobContext, JobFailedError
+from lambda_handlers import JobCancelledError, JobContext, JobFailedError
 
 __all__ = ["generate"]
 
@@ -31,6 +34,8 @@ def generate(payload: dict[str, Any], job: JobContext) -> dict[str, Any]:
     ------
     JobFailedError
         ``seconds`` or ``steps`` is invalid (the job fails at once, without a retry).
+    JobCancelledError
+        The job's owner asked to cancel it: it stops after the step it is in (the job ends CANCELLED).
     RuntimeError
         ``fail`` is true (the attempt fails and is retried).
 
@@ -55,6 +60,8 @@ def generate(payload: dict[str, Any], job: JobContext) -> dict[str, Any]:
     for i in range(1, steps + 1):
         time.sleep(seconds / steps)
         job.report_progress(100 * i / steps, f"step {i}/{steps}")
+        if job.cancel_requested and i < steps:
+            raise JobCancelledError(f"cancelled by its owner after step {i}/{steps}")
     if payload.get("fail"):
         raise RuntimeError(f"the report failed on purpose (payload.fail is {payload['fail']!r})")
     return {

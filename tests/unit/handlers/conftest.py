@@ -89,6 +89,8 @@ def _plain(value: dict[str, Any]) -> Any:
     if "N" in value:
         number = float(value["N"])
         return int(number) if number.is_integer() else number
+    if "BOOL" in value:
+        return value["BOOL"]
     raise AssertionError(f"unexpected attribute value {value}")
 
 

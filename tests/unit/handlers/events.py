@@ -99,6 +99,26 @@ def get_event(job_id: str | None, **kwargs: Any) -> dict[str, Any]:
     )
 
 
+def delete_event(job_id: str | None, **kwargs: Any) -> dict[str, Any]:
+    """``DELETE /jobs/{id}``."""
+    return rest_event(
+        "DELETE",
+        content_type=None,
+        resource="/jobs/{id}",
+        path=f"/jobs/{job_id}",
+        path_parameters=None if job_id is None else {"id": job_id},
+        **kwargs,
+    )
+
+
+def post_event(body: str = "{}", key: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """``POST /jobs``, with an ``Idempotency-Key`` when ``key`` is given."""
+    headers = dict(kwargs.pop("headers", None) or {})
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return rest_event("POST", body=body, headers=headers, **kwargs)
+
+
 def sqs_record(
     body: str, *, receive_count: int = 1, message_id: str | None = None, queue: str = "Queue"
 ) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lambda_handlers import JobContext, JobFailedError
+from lambda_handlers import JobCancelledError, JobContext, JobFailedError
 
 CALLS: list[tuple[dict[str, Any], JobContext]] = []
 DURING: Callable[[JobContext], None] | None = None
@@ -91,3 +91,28 @@ def die(payload: dict[str, Any], job: JobContext) -> Any:
 
 
 not_callable = "a string, not a function"
+
+
+def cooperative(payload: dict[str, Any], job: JobContext) -> Any:
+    """Work in steps, reporting progress after each and stopping when cancellation is requested."""
+    CALLS.append((payload, job))
+    for step in range(1, int(payload.get("steps", 3)) + 1):
+        if DURING is not None:
+            DURING(job)
+        job.report_progress(min(100, 10 * step), f"step {step}")
+        if job.cancel_requested:
+            raise JobCancelledError(f"stopped after step {step}")
+    return {"steps": payload.get("steps", 3)}
+
+
+def cancel_self(payload: dict[str, Any], job: JobContext) -> Any:
+    CALLS.append((payload, job))
+    raise JobCancelledError("nothing left to do")
+
+
+def during_then_crash(payload: dict[str, Any], job: JobContext) -> Any:
+    """Let the test look (``DURING``), then fail with a retryable error."""
+    CALLS.append((payload, job))
+    if DURING is not None:
+        DURING(job)
+    raise RuntimeError("the report service answered 502")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lambda_handlers.api_common import caller_identity, header, is_operator, request_url
+from lambda_handlers.api_common import caller_identity, header, header_values, is_operator, request_url
 from lambda_handlers.problems import ProblemError, problem
 from tests.unit.handlers.events import DOMAIN, rest_event
 
@@ -18,6 +18,17 @@ def test_reads_headers_in_any_case() -> None:
     assert header(event, "x-trace") == "b"
     assert header(event, "Accept") is None
     assert header({"headers": None, "multiValueHeaders": None}, "Accept") is None
+
+
+def test_reads_every_value_of_a_repeated_header() -> None:
+    event = {
+        "headers": {"Idempotency-Key": "b"},
+        "multiValueHeaders": {"idempotency-key": ["a", "b"], "Other": ["x"]},
+    }
+
+    assert header_values(event, "Idempotency-Key") == ["a", "b"]
+    assert header_values({"headers": {"idempotency-key": "a"}}, "Idempotency-Key") == ["a"]
+    assert header_values({"headers": None, "multiValueHeaders": None}, "Idempotency-Key") == []
 
 
 @pytest.mark.parametrize(

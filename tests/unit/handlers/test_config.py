@@ -38,6 +38,10 @@ def test_reads_every_kind() -> None:
     assert load(StatusConfig, {**COMMON, "ASYNC_JOB_RETRY_AFTER_SECONDS": "5"}).operators == frozenset()
     assert load(WorkerConfig, WORKER).handler == "reports.jobs.generate"
     assert load(WorkerConfig, WORKER).max_receive_count == 3
+    assert (load(WorkerConfig, WORKER).retry_base_seconds, load(WorkerConfig, WORKER).retry_max_seconds) == (
+        10,
+        900,
+    )
     assert load(DeadLetterConfig, COMMON).table_name == "Jobs-Table"
 
 
@@ -126,3 +130,53 @@ def test_an_entry_point_fails_its_cold_start_without_its_settings(monkeypatch: p
             importlib.import_module("lambda_handlers.worker")
     finally:
         sys.modules.pop("lambda_handlers.worker", None)
+
+
+@pytest.mark.parametrize(
+    ("value", "required"),
+    [(None, False), ("", False), ("false", False), ("true", True), ("TRUE", True), ("False", False)],
+)
+def test_reads_whether_the_idempotency_key_is_required(value: str | None, required: bool) -> None:
+    environ = dict(SUBMIT) if value is None else {**SUBMIT, "ASYNC_JOB_IDEMPOTENCY_KEY_REQUIRED": value}
+
+    assert load(SubmitConfig, environ).idempotency_key_required is required
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "on", "tru"])
+def test_fails_if_the_idempotency_setting_is_not_a_boolean(value: str) -> None:
+    with pytest.raises(
+        ConfigError,
+        match=rf"ASYNC_JOB_IDEMPOTENCY_KEY_REQUIRED must be 'true' or 'false' \(given '{value}'\)",
+    ):
+        load(SubmitConfig, {**SUBMIT, "ASYNC_JOB_IDEMPOTENCY_KEY_REQUIRED": value})
+
+
+def test_reads_the_retry_delays() -> None:
+    environ = {**WORKER, "ASYNC_JOB_RETRY_BASE_SECONDS": "2", "ASYNC_JOB_RETRY_MAX_SECONDS": "43200"}
+
+    worker = load(WorkerConfig, environ)
+
+    assert (worker.retry_base_seconds, worker.retry_max_seconds) == (2, 43_200)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ASYNC_JOB_RETRY_BASE_SECONDS", "0"),
+        ("ASYNC_JOB_RETRY_BASE_SECONDS", "1.5"),
+        ("ASYNC_JOB_RETRY_MAX_SECONDS", "43201"),
+        ("ASYNC_JOB_RETRY_MAX_SECONDS", "15m"),
+    ],
+)
+def test_fails_if_a_retry_delay_is_invalid(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=rf"{name} must be .*\(given '{re.escape(value)}'\)"):
+        load(WorkerConfig, {**WORKER, name: value})
+
+
+def test_fails_if_the_retry_cap_is_below_the_base() -> None:
+    environ = {**WORKER, "ASYNC_JOB_RETRY_BASE_SECONDS": "60", "ASYNC_JOB_RETRY_MAX_SECONDS": "30"}
+
+    with pytest.raises(
+        ConfigError, match=r"ASYNC_JOB_RETRY_MAX_SECONDS must be at least .*\(given 30 and 60\)"
+    ):
+        load(WorkerConfig, environ)

@@ -61,8 +61,9 @@ def test_a_job_whose_worker_keeps_dying_is_dead_lettered_and_failed(
     worker = load_worker("die")
     job_id = body(submit.handler(rest_event(body="{}"), lambda_context))["id"]
 
-    # WHEN each delivery kills the worker (the first one after claiming the job with a 1.1 s lease); with
-    # visibility timeout 0 the message is visible again at once, as after a real visibility timeout
+    # WHEN each delivery kills the worker (the first one after claiming the job with a 1.5 s lease, which leaves
+    # the handler 0.5 s to start even on a busy machine); with visibility timeout 0 the message is visible again
+    # at once, as after a real visibility timeout
     for receive_count in range(1, MAX_RECEIVE_COUNT + 1):
         (message,) = aws.receive()
         assert message["Attributes"]["ApproximateReceiveCount"] == str(receive_count)
@@ -70,7 +71,7 @@ def test_a_job_whose_worker_keeps_dying_is_dead_lettered_and_failed(
             with pytest.raises(jobs.SimulatedLambdaCrash):
                 worker.handler(
                     sqs_event(record_from_message(message, aws.queue_arn)),
-                    FakeLambdaContext(remaining_ms=1_100),
+                    FakeLambdaContext(remaining_ms=1_500),
                 )
     item = aws.item(job_id)
     assert item is not None

@@ -33,6 +33,14 @@ def test_the_package_a_team_imports_loads_no_aws_sdk_nor_powertools() -> None:
     assert heavy == set()
 
 
+def test_the_runtimes_pure_modules_load_no_aws_sdk_nor_powertools() -> None:
+    modules = imported_after(
+        "import lambda_handlers.job, lambda_handlers.idempotency, lambda_handlers.models, lambda_handlers.messages"
+    )
+
+    assert {m for m in modules if m.split(".")[0] in {"boto3", "botocore", "aws_lambda_powertools"}} == set()
+
+
 def test_the_api_functions_never_load_the_cdk() -> None:
     env = {
         "ASYNC_JOB_TABLE_NAME": "t",

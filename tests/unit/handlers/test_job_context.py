@@ -7,7 +7,8 @@ import logging
 
 import pytest
 
-from lambda_handlers import JobContext, JobLeaseLostError
+from lambda_handlers import JobCancelledError, JobContext, JobLeaseLostError
+from lambda_handlers.job import ProgressAck
 
 
 class Clock:
@@ -19,11 +20,11 @@ class Clock:
 
 
 class Writer:
-    def __init__(self, holds: bool = True) -> None:
+    def __init__(self, holds: bool | ProgressAck = True) -> None:
         self.writes: list[tuple[float, str | None]] = []
         self.holds = holds
 
-    def __call__(self, percent: float, message: str | None) -> bool:
+    def __call__(self, percent: float, message: str | None) -> bool | ProgressAck:
         self.writes.append((percent, message))
         return self.holds
 
@@ -100,3 +101,40 @@ def test_works_without_aws_for_a_teams_own_tests(caplog: pytest.LogCaptureFixtur
     assert job.attempt == 1
     assert not job.is_last_attempt or job.max_attempts == 1
     assert job.remaining_time > dt.timedelta(minutes=14)
+
+
+@pytest.mark.parametrize("lost", [False, ProgressAck.LOST])
+def test_raises_lease_lost_whichever_way_the_writer_says_it(lost: bool | ProgressAck) -> None:
+    with pytest.raises(JobLeaseLostError):
+        context(Writer(holds=lost), Clock()).report_progress(10)
+
+
+def test_learns_of_a_cancel_request_with_a_progress_write() -> None:
+    writer, clock = Writer(), Clock()
+    job = context(writer, clock)
+
+    job.report_progress(10)
+    assert job.cancel_requested is False
+
+    writer.holds = ProgressAck.CANCEL_REQUESTED
+    clock.now += 0.5
+    job.report_progress(20)  # not written (within a second): nothing learnt
+    assert job.cancel_requested is False
+    clock.now += 0.5
+    job.report_progress(30)
+
+    assert job.cancel_requested is True
+    assert "cancel_requested=True" in repr(job)
+    # AND it stays requested; the handler decides where to stop
+    writer.holds = ProgressAck.HELD
+    clock.now += 1
+    job.report_progress(40)
+    assert job.cancel_requested is True
+
+
+def test_a_teams_test_can_start_with_a_cancel_request() -> None:
+    job = JobContext("4f0c5a0e-3b7d-4d0f-9a57-0f1c2f8b9e21", cancel_requested=True)
+
+    assert job.cancel_requested is True
+    assert JobContext("4f0c5a0e-3b7d-4d0f-9a57-0f1c2f8b9e21").cancel_requested is False
+    assert issubclass(JobCancelledError, Exception)

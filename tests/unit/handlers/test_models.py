@@ -171,3 +171,44 @@ def test_a_failed_job_shows_its_error_only() -> None:
 def test_the_owner_is_never_shown() -> None:
     for status in JobStatus:
         assert "alice" not in json.dumps(replace(queued(), status=status, result="null").to_resource(URL))
+
+
+def test_maps_a_cancel_request_to_and_from_the_item() -> None:
+    job = replace(queued(), status=JobStatus.RUNNING, cancel_requested=True)
+
+    item = job.to_item()
+
+    assert item["cancelRequested"] == {"BOOL": True}
+    assert Job.from_item(item) == job
+    assert "cancelRequested" not in queued().to_item()
+    assert Job.from_item(queued().to_item()).cancel_requested is False
+
+
+def test_refuses_a_cancel_request_that_is_not_a_boolean() -> None:
+    with pytest.raises(ItemError, match="malformed"):
+        Job.from_item({**queued().to_item(), "cancelRequested": {"S": "yes"}})  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize("status", list(JobStatus))
+def test_shows_a_cancel_request_only_while_it_is_pending(status: JobStatus) -> None:
+    resource = replace(queued(), status=status, cancel_requested=True, result="null").to_resource(URL)
+
+    assert ("cancelRequested" in resource) is (not status.is_terminal)
+    if not status.is_terminal:
+        assert resource["cancelRequested"] is True
+    assert "cancelRequested" not in replace(queued(), status=status, result="null").to_resource(URL)
+
+
+@pytest.mark.parametrize(
+    ("status", "lease", "takeable"),
+    [
+        (JobStatus.QUEUED, None, True),
+        (JobStatus.RUNNING, None, True),
+        (JobStatus.RUNNING, 0, True),
+        (JobStatus.RUNNING, 2**41, False),
+        (JobStatus.SUCCEEDED, None, False),
+        (JobStatus.CANCELLED, None, False),
+    ],
+)
+def test_knows_whether_a_live_run_holds_it(status: JobStatus, lease: int | None, takeable: bool) -> None:
+    assert replace(queued(), status=status, lease_until=lease).is_takeable(NOW) is takeable

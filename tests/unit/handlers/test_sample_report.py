@@ -6,16 +6,19 @@ import datetime as dt
 
 import pytest
 
-from lambda_handlers import JobContext, JobFailedError
+from lambda_handlers import JobCancelledError, JobContext, JobFailedError
+from lambda_handlers.job import ProgressAck
 from sample_jobs.report import generate
 
 JOB_ID = "4f0c5a0e-3b7d-4d0f-9a57-0f1c2f8b9e21"
 
 
-def context(writes: list[tuple[float, str | None]]) -> JobContext:
-    def write(percent: float, message: str | None) -> bool:
+def context(writes: list[tuple[float, str | None]], cancel_after: int | None = None) -> JobContext:
+    def write(percent: float, message: str | None) -> ProgressAck:
         writes.append((percent, message))
-        return True
+        if cancel_after is not None and len(writes) >= cancel_after:
+            return ProgressAck.CANCEL_REQUESTED
+        return ProgressAck.HELD
 
     # A clock that moves 1 s per reading, so every report is written.
     ticks = iter(range(10_000))
@@ -58,3 +61,27 @@ def test_fails_on_purpose_after_the_work_when_asked() -> None:
     with pytest.raises(RuntimeError, match="on purpose"):
         generate({"seconds": 0, "steps": 2, "fail": True}, context(writes))
     assert len(writes) == 2
+
+
+def test_stops_after_the_step_in_which_cancellation_was_requested() -> None:
+    writes: list[tuple[float, str | None]] = []
+
+    with pytest.raises(JobCancelledError, match="after step 2/5"):
+        generate({"seconds": 0, "steps": 5}, context(writes, cancel_after=2))
+
+    assert [message for _, message in writes] == ["step 1/5", "step 2/5"]
+
+
+def test_finishes_when_cancellation_comes_with_the_last_step() -> None:
+    writes: list[tuple[float, str | None]] = []
+
+    result = generate({"seconds": 0, "steps": 3}, context(writes, cancel_after=3))
+
+    assert result["steps"] == 3
+
+
+def test_honours_a_cancel_request_it_starts_with() -> None:
+    job = JobContext(JOB_ID, cancel_requested=True)
+
+    with pytest.raises(JobCancelledError, match="after step 1/4"):
+        generate({"seconds": 0, "steps": 4}, job)

@@ -14,6 +14,7 @@ from lambda_handlers import clients
 from lambda_handlers.models import Job, utc_now
 from tests.unit.handlers.conftest import RETRY_AFTER_SECONDS, Aws
 from tests.unit.handlers.events import ACCOUNT, ALICE, BOB, DOMAIN, STAGE, FakeLambdaContext, body, get_event
+from tests.unit.handlers.test_idempotency import watched_calls
 from tests.unit.handlers.test_submit import assert_problem
 
 
@@ -150,7 +151,7 @@ def test_rejects_what_is_not_a_job_id(
     assert_problem(response, 400, "invalid-job-id")
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
 def test_answers_405_to_other_methods(
     status: ModuleType, aws: Aws, lambda_context: FakeLambdaContext, method: str
 ) -> None:
@@ -160,7 +161,7 @@ def test_answers_405_to_other_methods(
     response = status.handler(event, lambda_context)
 
     assert_problem(response, 405, "method-not-allowed")
-    assert response["headers"]["Allow"] == "GET"
+    assert response["headers"]["Allow"] == "GET, DELETE"
 
 
 def test_answers_503_when_the_table_cannot_be_read(
@@ -221,3 +222,15 @@ def test_operators_read_every_job(
 
     # THEN the role and its sessions see it; other identities get the 404
     assert response["statusCode"] == (200 if visible else 404)
+
+
+def test_reads_a_job_with_one_aws_call(
+    status: ModuleType, aws: Aws, lambda_context: FakeLambdaContext
+) -> None:
+    job_id = given_job(aws)
+
+    with watched_calls() as calls:
+        response = status.handler(get_event(job_id), lambda_context)
+
+    assert response["statusCode"] == 200
+    assert calls == ["GetItem"]

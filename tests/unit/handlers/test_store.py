@@ -8,8 +8,10 @@ import uuid
 
 import pytest
 
+from lambda_handlers.idempotency import IdempotencyRecord
 from lambda_handlers.models import Job, JobStatus, epoch_millis, utc_now
 from lambda_handlers.store import (
+    CancelStatus,
     ClaimStatus,
     DeadLetterOutcome,
     JobExistsError,
@@ -245,3 +247,169 @@ def test_raises_job_store_error_when_dynamodb_fails(aws: Aws) -> None:
         store.complete(job_id, "run", "1")
     with pytest.raises(JobStoreError, match="PutItem"):
         store.create(Job.new(job_id, owner="a", payload_sha256="00", now=NOW, ttl_seconds=60))
+
+
+# ------------------------------------------------------------------------ idempotency keys, cancellation
+
+
+def keyed(
+    aws: Aws, key_id: str = "idem#" + "a" * 64, *, now: dt.datetime = NOW
+) -> tuple[Job, IdempotencyRecord]:
+    job = Job.new(str(uuid.uuid4()), owner="alice", payload_sha256="ab" * 32, now=now, ttl_seconds=3_600)
+    return job, IdempotencyRecord(key_id, job.job_id, "ab" * 32, job.expires_at)
+
+
+def test_records_a_job_and_its_key_together(aws: Aws) -> None:
+    job, record = keyed(aws)
+
+    assert aws.store.create_keyed(job, record, now=NOW) is None
+
+    assert aws.store.get(job.job_id, NOW) == job
+    assert (
+        IdempotencyRecord.from_item(
+            aws.dynamodb.get_item(TableName=aws.table_name, Key={"pk": {"S": record.key_id}})["Item"]
+        )
+        == record
+    )
+
+
+def test_a_used_key_returns_its_record_and_writes_nothing(aws: Aws) -> None:
+    first, record = keyed(aws)
+    aws.store.create_keyed(first, record, now=NOW)
+    second, other = keyed(aws)
+
+    found = aws.store.create_keyed(second, other, now=NOW)
+
+    assert found == record
+    assert aws.item(second.job_id) is None
+    assert aws.item_count() == 2
+
+
+def test_an_expired_key_is_overwritten(aws: Aws) -> None:
+    old, record = keyed(aws, now=NOW - dt.timedelta(hours=2))
+    aws.store.create_keyed(old, record, now=NOW - dt.timedelta(hours=2))
+    new, other = keyed(aws)
+
+    assert aws.store.create_keyed(new, other, now=NOW) is None
+
+    assert aws.item(record.key_id)["jobId"] == new.job_id  # type: ignore[index]
+
+
+def test_a_key_is_overwritten_only_when_it_points_at_the_job_named_gone(aws: Aws) -> None:
+    first, record = keyed(aws)
+    aws.store.create_keyed(first, record, now=NOW)
+    second, other = keyed(aws)
+
+    assert aws.store.create_keyed(second, other, replacing=str(uuid.uuid4()), now=NOW) == record
+    assert aws.store.create_keyed(second, other, replacing=first.job_id, now=NOW) is None
+    assert aws.item(record.key_id)["jobId"] == second.job_id  # type: ignore[index]
+
+
+def test_never_overwrites_a_job_with_a_keyed_one(aws: Aws) -> None:
+    job_id = new_job(aws)
+    job = Job.new(job_id, owner="mallory", payload_sha256="00", now=NOW, ttl_seconds=60)
+
+    with pytest.raises(JobExistsError):
+        aws.store.create_keyed(job, IdempotencyRecord("idem#b", job_id, "00", job.expires_at), now=NOW)
+    assert aws.item("idem#b") is None
+
+
+def test_forgets_a_keyed_job_only_while_both_are_untouched(aws: Aws) -> None:
+    job, record = keyed(aws)
+    aws.store.create_keyed(job, record, now=NOW)
+    other, other_record = keyed(aws, "idem#" + "c" * 64)
+    aws.store.create_keyed(other, other_record, now=NOW)
+    aws.store.claim(other.job_id, "run-1", LIVE, NOW)
+
+    assert aws.store.forget_keyed(other.job_id, other_record.key_id) is False
+    assert aws.store.forget_keyed(job.job_id, other_record.key_id) is False
+    assert aws.store.forget_keyed(job.job_id, record.key_id) is True
+
+    assert aws.item(job.job_id) is None
+    assert aws.item(record.key_id) is None
+    assert aws.item(other.job_id) is not None
+    assert aws.item(other_record.key_id) is not None
+
+
+@pytest.mark.parametrize(
+    ("state", "status", "job_status"),
+    [
+        ("queued", CancelStatus.CANCELLED, JobStatus.CANCELLED),
+        ("running", CancelStatus.REQUESTED, JobStatus.RUNNING),
+        ("running-expired", CancelStatus.CANCELLED, JobStatus.CANCELLED),
+        ("succeeded", CancelStatus.FINISHED, JobStatus.SUCCEEDED),
+    ],
+)
+def test_cancels_by_state(aws: Aws, state: str, status: CancelStatus, job_status: JobStatus) -> None:
+    job_id = {
+        "queued": lambda: new_job(aws),
+        "running": lambda: running(aws),
+        "running-expired": lambda: running(aws, EXPIRED),
+        "succeeded": lambda: running(aws),
+    }[state]()
+    if state == "succeeded":
+        aws.store.complete(job_id, "run-1", "1")
+
+    outcome = aws.store.cancel(job_id, "alice", NOW)
+
+    assert outcome.status is status
+    assert outcome.job is not None
+    assert outcome.job.status is job_status
+    assert outcome.job.cancel_requested is (status is CancelStatus.REQUESTED)
+
+
+def test_cancels_nothing_of_another_owner_nor_missing_or_expired(aws: Aws) -> None:
+    queued = new_job(aws)
+    expired = new_job(aws, ttl_seconds=60, now=NOW - dt.timedelta(seconds=61))
+
+    assert aws.store.cancel(queued, "bob", NOW).status is CancelStatus.NOT_FOUND
+    assert aws.store.cancel(expired, "alice", NOW).status is CancelStatus.NOT_FOUND
+    assert aws.store.cancel(str(uuid.uuid4()), "alice", NOW).status is CancelStatus.NOT_FOUND
+    assert aws.item(queued)["status"] == "QUEUED"  # type: ignore[index]
+
+
+def test_a_progress_write_tells_of_a_cancel_request(aws: Aws) -> None:
+    job_id = running(aws)
+    assert aws.store.report_progress(job_id, "run-1", 10, None) is WriteOutcome.APPLIED
+
+    aws.store.cancel(job_id, "alice", NOW)
+
+    assert aws.store.report_progress(job_id, "run-1", 20, None) is WriteOutcome.CANCEL_REQUESTED
+    assert aws.item(job_id)["progressPercent"] == 20  # type: ignore[index]
+
+
+def test_a_retryable_failure_of_a_job_asked_to_cancel_cancels_it(aws: Aws) -> None:
+    job_id = running(aws)
+    aws.store.cancel(job_id, "alice", NOW)
+
+    assert (
+        aws.store.record_failure(job_id, "run-1", "RuntimeError", "x", final=False) is WriteOutcome.CANCELLED
+    )
+    assert (
+        aws.store.record_failure(job_id, "run-1", "RuntimeError", "x", final=False) is WriteOutcome.FENCED_OUT
+    )
+
+    item = aws.item(job_id)
+    assert item is not None
+    assert item["status"] == "CANCELLED"
+    assert not {"runId", "leaseUntil", "cancelRequested"} & item.keys()
+
+
+def test_a_stale_run_cannot_cancel(aws: Aws) -> None:
+    job_id = running(aws, EXPIRED)
+    aws.store.claim(job_id, "run-2", LIVE, NOW)
+
+    assert aws.store.cancel_run(job_id, "run-1", NOW) is WriteOutcome.FENCED_OUT
+    assert aws.store.cancel_run(job_id, "run-2", NOW) is WriteOutcome.APPLIED
+    assert aws.item(job_id)["status"] == "CANCELLED"  # type: ignore[index]
+
+
+def test_a_claim_or_dead_letter_of_a_job_asked_to_cancel_cancels_it(aws: Aws) -> None:
+    claimed = running(aws, EXPIRED)
+    aws.store.cancel(claimed, "alice", NOW - dt.timedelta(hours=1))  # requested while the run was alive
+    dead = running(aws, EXPIRED)
+    aws.store.cancel(dead, "alice", NOW - dt.timedelta(hours=1))
+
+    assert aws.store.claim(claimed, "run-2", LIVE, NOW).status is ClaimStatus.CANCELLED
+    assert aws.store.mark_dead_lettered(dead, NOW) is DeadLetterOutcome.CANCELLED
+    assert aws.item(claimed)["status"] == aws.item(dead)["status"] == "CANCELLED"  # type: ignore[index]
