@@ -110,9 +110,11 @@ def test_worker_props_reach_the_function(synth: Synthesized) -> None:
 
 
 def test_every_function_shares_architecture_and_tracing(synth: Synthesized) -> None:
-    for role in ("submit", "status", "dead-letter"):
+    for role in ("submit", "status", "worker", "dead-letter"):
         function = props(synth.body, CUSTOM, role)
         assert function["Architectures"] == ["arm64"]
+        assert function["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == "true"
+        assert "POWERTOOLS_TRACE_DISABLED" not in env(synth.body, BYO, role)
         assert "TracingConfig" not in function
 
 
