@@ -58,6 +58,7 @@ def test_resolved_defaults_are_exposed(jobs: AsyncJobApi) -> None:
     assert jobs.poll_interval.to_seconds() == 5
     assert jobs.removal_policy == cdk.RemovalPolicy.RETAIN
     assert jobs.tracing is True
+    assert jobs.trace_aws_calls is False
     assert jobs.metrics_namespace == "AsyncJobs"
     assert jobs.runtime.name == "python3.14"
     assert jobs.idempotency_key_required is False
@@ -78,6 +79,7 @@ def test_worker_defaults(body: dict[str, Any]) -> None:
     assert worker["Architectures"] == ["x86_64"]
     assert worker["Handler"] == "lambda_handlers.worker.handler"
     assert worker["TracingConfig"] == {"Mode": "Active"}
+    assert worker["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == "true"  # trace_aws_calls=False
     variables = env(body, API, "worker")
     assert variables["ASYNC_JOB_HANDLER"] == "reports.generate"
     assert variables["ASYNC_JOB_MAX_RECEIVE_COUNT"] == "3"

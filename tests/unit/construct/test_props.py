@@ -78,6 +78,7 @@ class Synthesized:
                 stack, "ImportedDlq", "arn:aws:sqs:eu-west-1:111111111111:jobs-dlq"
             ),
             max_receive_count=2,
+            trace_aws_calls=True,
             powertools_layer=lambda_.LayerVersion.from_layer_version_arn(
                 stack, "OwnPowertools", "arn:aws:lambda:eu-west-1:111111111111:layer:powertools:3"
             ),
@@ -114,7 +115,8 @@ def test_every_function_shares_architecture_and_tracing(synth: Synthesized) -> N
         function = props(synth.body, CUSTOM, role)
         assert function["Architectures"] == ["arm64"]
         assert function["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == "true"
-        assert "POWERTOOLS_TRACE_DISABLED" not in env(synth.body, BYO, role)
+        assert env(synth.body, BYO, role)["POWERTOOLS_TRACE_DISABLED"] == "true"  # the default
+        assert "POWERTOOLS_TRACE_DISABLED" not in env(synth.body, IMPORTED, role)  # trace_aws_calls=True
         assert "TracingConfig" not in function
 
 
