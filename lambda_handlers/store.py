@@ -44,6 +44,12 @@ _ALIVE: Final = "attribute_exists(pk) AND (attribute_not_exists(expiresAt) OR ex
 _TAKEABLE: Final = (
     "(#s = :queued OR (#s = :running AND (attribute_not_exists(leaseUntil) OR leaseUntil < :nowMs)))"
 )
+_TAKEABLE_VALUES: Final[dict[str, AttributeValueTypeDef]] = {
+    ":queued": {"S": JobStatus.QUEUED.value},
+    ":running": {"S": JobStatus.RUNNING.value},
+}
+# Ends a job CANCELLED and drops what a run held.
+_CANCEL: Final = "SET #s = :cancelled, updatedAt = :now REMOVE runId, leaseUntil, cancelRequested"
 # Held by this run.
 _FENCE: Final = "#s = :running AND runId = :run"
 # Nobody asked to cancel the job.
@@ -445,8 +451,7 @@ class JobStore:
                 ConditionExpression=f"{_ALIVE} AND {_TAKEABLE} AND {_NOT_CANCELLED}",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
-                    ":running": {"S": JobStatus.RUNNING.value},
-                    ":queued": {"S": JobStatus.QUEUED.value},
+                    **_TAKEABLE_VALUES,
                     ":run": {"S": run_id},
                     ":lease": {"N": str(lease_until_ms)},
                     ":now": {"S": format_timestamp(now)},
@@ -608,7 +613,7 @@ class JobStore:
             job_id,
             run_id,
             now,
-            "SET #s = :cancelled, updatedAt = :now REMOVE runId, leaseUntil, cancelRequested",
+            _CANCEL,
             {},
             {":cancelled": {"S": JobStatus.CANCELLED.value}},
         )[0]
@@ -635,12 +640,11 @@ class JobStore:
             done, found = self._update_or_old(
                 "cancel",
                 job_id,
-                "SET #s = :cancelled, updatedAt = :now REMOVE runId, leaseUntil, cancelRequested",
+                _CANCEL,
                 f"{_ALIVE} AND #o = :owner AND {_TAKEABLE}",
                 {
                     ":cancelled": {"S": JobStatus.CANCELLED.value},
-                    ":queued": {"S": JobStatus.QUEUED.value},
-                    ":running": {"S": JobStatus.RUNNING.value},
+                    **_TAKEABLE_VALUES,
                     ":owner": {"S": owner},
                 },
                 now,
@@ -710,8 +714,7 @@ class JobStore:
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
                     ":failed": {"S": JobStatus.FAILED.value},
-                    ":queued": {"S": JobStatus.QUEUED.value},
-                    ":running": {"S": JobStatus.RUNNING.value},
+                    **_TAKEABLE_VALUES,
                     ":type": {"S": DEAD_LETTERED},
                     ":message": {"S": message},
                     ":now": {"S": format_timestamp(now)},
@@ -744,12 +747,11 @@ class JobStore:
         done, _ = self._update_or_old(
             "cancel",
             job_id,
-            "SET #s = :cancelled, updatedAt = :now REMOVE runId, leaseUntil, cancelRequested",
+            _CANCEL,
             f"{_ALIVE} AND {_TAKEABLE} AND cancelRequested = :true",
             {
                 ":cancelled": {"S": JobStatus.CANCELLED.value},
-                ":queued": {"S": JobStatus.QUEUED.value},
-                ":running": {"S": JobStatus.RUNNING.value},
+                **_TAKEABLE_VALUES,
                 ":true": {"BOOL": True},
             },
             now,
