@@ -25,7 +25,6 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from async_job_construct.auth import JobApiAuth, JobApiAuthKind
@@ -909,6 +908,8 @@ class AsyncJobApi(Construct):
                 api_stages=[apigateway.UsagePlanPerApiStage(api=api, stage=api.deployment_stage)],
             )
         if self._web_acl_arn is not None:
+            from aws_cdk import aws_wafv2 as wafv2  # only with this option: its module is large to import
+
             wafv2.CfnWebACLAssociation(
                 self,
                 "WebAclAssociation",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from aws_cdk import aws_apigateway as apigateway
-from aws_cdk import aws_cognito as cognito
 from constructs import Construct
+
+if TYPE_CHECKING:  # imported for annotations only: aws_cognito is a large module to load for every synth
+    from aws_cdk import aws_cognito as cognito
 
 __all__ = ["JobApiAuth", "JobApiAuthKind"]
 

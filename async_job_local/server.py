@@ -326,7 +326,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._handle()
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+    # Every method, TRACE and QUERY included, goes through the gateway (a 403 problem for the ones no route has),
+    # never http.server's own HTML 501 page.
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = do_QUERY = do_CONNECT = do_GET
 
     # ----------------------------------------------------------------------------------------------- request
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -46,10 +47,21 @@ def main() -> None:
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory() as out:
                 program = PROGRAM.format(root=str(ROOT), out=out, code=str(ROOT / "sample_jobs"), count=count)
-                run = run_fresh([sys.executable, "-c", program])
+                try:
+                    run = run_fresh([sys.executable, "-c", program])
+                except RuntimeError as error:
+                    if "TooManyResourcesInStack" not in str(error):
+                        raise
+                    found = re.search(r"Number of resources in stack '\w+': (\d+)", str(error))
+                    print(
+                        f"instances={count:3d} does not synthesize: {found.group(1) if found else '?'} resources > 500"
+                    )
+                    break
                 resources = len(json.loads((Path(out) / "Scaling.template.json").read_text())["Resources"])
             seconds.append(run.seconds)
             rss.append(run.peak_rss_mb)
+        if not seconds:
+            continue
         rows.append((count, median(seconds), median(rss), resources))
         print(
             f"instances={count:3d} synth {median(seconds):6.2f} s  peak RSS {median(rss):5.0f} MB  resources {resources}"
@@ -59,7 +71,7 @@ def main() -> None:
     print(f"{'instances':>9s}{'synth s':>9s}{'s/instance':>12s}{'resources':>11s}{'per instance':>14s}")
     for count, seconds, _, resources in rows:
         print(f"{count:9d}{seconds:9.2f}{seconds / count:12.2f}{resources:11d}{resources / count:14.1f}")
-    (c1, _, _, r1), (cn, _, _, rn) = rows[0], rows[-1]
+    (c1, _, _, r1), (cn, _, _, rn) = rows[0], rows[-1]  # resources grow linearly: fixed + per_instance * n
     per_instance = (rn - r1) / (cn - c1) if cn != c1 else r1 / c1
     fixed = r1 - per_instance * c1
     print(
