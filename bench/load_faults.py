@@ -36,12 +36,7 @@ import argparse
 import collections
 import os
 import random
-import re
-import shlex
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -141,66 +136,6 @@ def synth_app() -> None:
 # -------------------------------------------------------------------------------------------- the bench
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Runtime:
-    """``async-job local`` on the bench app, in a child process (so the clients do not share its GIL)."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        app = shlex.join([sys.executable, str(HERE), "--cdk-app"])
-        command = [
-            sys.executable,
-            "-m",
-            "async_job_local",
-            "local",
-            "--app",
-            app,
-            "--port",
-            str(_free_port()),
-            "--concurrency",
-            str(args.concurrency),
-            "--no-function-logs",
-        ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self.jobs_url = ""
-        self.endpoint_url = ""
-        self.output: list[str] = []
-        ready = threading.Event()
-        threading.Thread(target=self._read, args=(ready,), daemon=True).start()
-        if not ready.wait(180) or not self.jobs_url:
-            self.stop()
-            raise SystemExit("the local runtime did not start:\n" + "\n".join(self.output))
-
-    def _read(self, ready: threading.Event) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if len(self.output) < 10_000:
-                self.output.append(line.rstrip())
-            if found := re.match(r"^\s+AsyncJobLoadFaults/Jobs: (http://\S+/jobs)$", line):
-                self.jobs_url = found[1]
-            if found := re.search(r"backend: moto, embedded \((http://127\.0\.0\.1:\d+)", line):
-                self.endpoint_url = found[1]
-            if line.startswith("Ready."):
-                ready.set()
-        ready.set()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-
 class DepthSampler:
     """The job queue's depth (visible + in flight), sampled every ``interval`` seconds until stopped."""
 
@@ -240,12 +175,13 @@ class DepthSampler:
 def run(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(ROOT))
     from async_job_local.client import JobClient
+    from bench._local_runtime import LocalRuntimeProcess
 
     side = Path(tempfile.mkdtemp(prefix="load-faults-"))
     (side / "runs").mkdir()
     completions_file = side / "completions"
     started = time.monotonic()
-    runtime = Runtime(args)
+    runtime = LocalRuntimeProcess(HERE, "AsyncJobLoadFaults/Jobs", concurrency=args.concurrency)
     print(f"local runtime up in {time.monotonic() - started:.1f} s: {runtime.jobs_url}", flush=True)
     client = JobClient(runtime.jobs_url, timeout=60)
     sampler = DepthSampler(runtime.endpoint_url) if runtime.endpoint_url else None

@@ -22,13 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import re
-import shlex
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -87,85 +81,6 @@ def _percentile(values: list[float], fraction: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Runtime:
-    """``async-job local`` on the bench app, in a child process."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        app = shlex.join([sys.executable, str(HERE), "--cdk-app"])
-        command = [
-            sys.executable,
-            "-m",
-            "async_job_local",
-            "local",
-            "--app",
-            app,
-            "--port",
-            str(_free_port()),
-            "--concurrency",
-            str(args.concurrency),
-            "--no-function-logs",
-        ]
-        if args.endpoint_url:
-            command += ["--endpoint-url", args.endpoint_url]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self.jobs_url = ""
-        self.output: list[str] = []
-        ready = threading.Event()
-        threading.Thread(target=self._read, args=(ready,), daemon=True).start()
-        if not ready.wait(180) or not self.jobs_url:
-            self.stop()
-            raise SystemExit("the local runtime did not start:\n" + "\n".join(self.output))
-
-    def _read(self, ready: threading.Event) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line.rstrip())
-            found = re.match(r"^\s+AsyncJobBench/Bench: (http://\S+/jobs)$", line)
-            if found:
-                self.jobs_url = found[1]
-            if line.startswith("Ready."):
-                ready.set()
-        ready.set()
-
-    def cpu_seconds(self) -> tuple[float, float] | None:
-        """CPU time so far of the runtime process and of its live children (the environments); Linux only."""
-        ticks = os.sysconf("SC_CLK_TCK")
-
-        def stat(path: Path) -> list[str]:
-            return path.read_text().rsplit(")", 1)[1].split()
-
-        try:
-            own = stat(Path(f"/proc/{self.process.pid}/stat"))
-        except OSError:
-            return None
-        children = 0
-        for path in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat(path)
-            except OSError:
-                continue
-            if int(fields[1]) == self.process.pid:
-                children += int(fields[11]) + int(fields[12])
-        return (int(own[11]) + int(own[12])) / ticks, children / ticks
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
 
 def _epoch(timestamp: str) -> float:
@@ -246,9 +161,12 @@ class Tracker:
 def run(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(ROOT))
     from async_job_local.client import JobClient
+    from bench._local_runtime import LocalRuntimeProcess
 
     started_runtime = time.monotonic()
-    runtime = Runtime(args)
+    runtime = LocalRuntimeProcess(
+        HERE, "AsyncJobBench/Bench", concurrency=args.concurrency, endpoint_url=args.endpoint_url
+    )
     print(f"local runtime up in {time.monotonic() - started_runtime:.1f} s: {runtime.jobs_url}", flush=True)
     client = JobClient(runtime.jobs_url, timeout=60)
     try:
