@@ -115,7 +115,9 @@ GATEWAY_PROBLEMS: Final = (
         400,
         "body-not-object",
         "The request body must be a JSON object",
-        '"$context.error.validationErrorString"',
+        # A constant: API Gateway does not JSON-escape $context.error.validationErrorString, whose messages hold
+        # double quotes ('allowed: ["object"]'), so quoting it into the template would answer invalid JSON.
+        '"The body must be a JSON object; API Gateway checked it before any function ran."',
     ),
     (
         apigateway.ResponseType.DEFAULT_4_XX,

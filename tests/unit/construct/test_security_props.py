@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import aws_cdk as cdk
@@ -221,3 +222,23 @@ def test_fails_if_throttling_is_out_of_range() -> None:
         PropValueError, match=r"^throttling_rate_limit must be a whole number between 1 and 10000"
     ):
         AsyncJobApi(stack, "Jobs", handler="m.f", code=TEAM_CODE, throttling_rate_limit=0)
+
+
+def test_gateway_problems_stay_valid_json_whatever_the_gateway_substitutes(synth: Synthesized) -> None:
+    # API Gateway substitutes $context variables verbatim: messageString arrives as a quoted JSON string,
+    # responseType as an enum name, any other variable as raw text, which may hold double quotes (validation
+    # messages do: 'allowed: ["object"]').
+    def substitute(template: str) -> str:
+        template = template.replace(
+            "$context.error.messageString", json.dumps('Missing "Authentication" Token')
+        )
+        template = template.replace("$context.error.responseType", "MISSING_AUTHENTICATION_TOKEN")
+        return re.sub(r"\$context\.[A-Za-z.]+", 'RAW_WITH_"QUOTES"', template)
+
+    responses = _children(synth.body, "Stack/Iam", "AWS::ApiGateway::GatewayResponse")
+    assert len(responses) == 3
+    for response in responses:
+        problem = json.loads(substitute(response["ResponseTemplates"]["application/json"]))
+        assert problem["type"].startswith("urn:async-job:problem:")
+        assert problem["title"]
+        assert problem["detail"]
