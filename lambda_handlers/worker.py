@@ -279,19 +279,31 @@ def _claim(job_id: str, run_id: str, context: LambdaContext) -> Job | bool:
     return True
 
 
+def _fenced_write(what: str, write: Callable[[], WriteOutcome]) -> WriteOutcome | None:
+    """Make a write fenced by this run's id, and log what a failure of it means for the message.
+
+    Returns None when the store failed (the message will be delivered again), else the outcome; a lost fence
+    (FENCED_OUT: another run took the job over) is logged and counted here, and consumes the message.
+    """
+    try:
+        outcome = write()
+    except JobStoreError:
+        logger.exception(f"could not record {what}; the message will be delivered again")
+        return None
+    if outcome is WriteOutcome.FENCED_OUT:
+        logger.warning(f"{what} was not recorded: another run took the job over")
+        _count("LeaseLost")
+    return outcome
+
+
 def _cancelled(job_id: str, run_id: str) -> bool:
     """Record that the handler stopped on a cancel request; return whether the message is consumed."""
-    try:
-        outcome = _store.cancel_run(job_id, run_id)
-    except JobStoreError:
-        logger.exception("could not record the cancellation; the message will be delivered again")
+    outcome = _fenced_write("the cancellation", lambda: _store.cancel_run(job_id, run_id))
+    if outcome is None:
         return False
-    if outcome is WriteOutcome.FENCED_OUT:
-        logger.warning("the cancellation was not recorded: another run took the job over")
-        _count("LeaseLost")
-        return True
-    logger.info("job cancelled")
-    _count("JobsCancelled")
+    if outcome is not WriteOutcome.FENCED_OUT:
+        logger.info("job cancelled")
+        _count("JobsCancelled")
     return True
 
 
@@ -317,17 +329,12 @@ def _succeed(job_id: str, run_id: str, result: object) -> _Outcome:
             "results elsewhere (e.g. S3) and return a reference.",
             final=True,
         )
-    try:
-        outcome = _store.complete(job_id, run_id, result_json)
-    except JobStoreError:
-        logger.exception("could not record the result; the message will be delivered again")
+    outcome = _fenced_write("the result", lambda: _store.complete(job_id, run_id, result_json))
+    if outcome is None:
         return False
-    if outcome is WriteOutcome.FENCED_OUT:
-        logger.warning("the result was not recorded: another run took the job over")
-        _count("LeaseLost")
-        return True
-    logger.info("job succeeded")
-    _count("JobsSucceeded")
+    if outcome is not WriteOutcome.FENCED_OUT:
+        logger.info("job succeeded")
+        _count("JobsSucceeded")
     return True
 
 
@@ -335,14 +342,12 @@ def _fail(
     job_id: str, run_id: str, error_type: str, message: str, *, final: bool, attempt: int = 1
 ) -> _Outcome:
     """Record a failed attempt; return what becomes of the message (a retry backs off by ``attempt``)."""
-    try:
-        outcome = _store.record_failure(job_id, run_id, error_type, message, final)
-    except JobStoreError:
-        logger.exception("could not record the failure; the message will be delivered again")
+    outcome = _fenced_write(
+        "the failure", lambda: _store.record_failure(job_id, run_id, error_type, message, final)
+    )
+    if outcome is None:
         return False
     if outcome is WriteOutcome.FENCED_OUT:
-        logger.warning("the failure was not recorded: another run took the job over")
-        _count("LeaseLost")
         return True
     if outcome is WriteOutcome.CANCELLED:
         logger.info("the attempt failed and its owner asked to cancel the job: cancelled, not retried")
