@@ -246,7 +246,9 @@ class AsyncJobApi(Construct):
             Most concurrent worker invocations the queue may start (2-1000). Default: no limit beyond the
             account's concurrency.
         job_ttl
-            How long a job (and its result) stays readable after it was submitted. Default: 7 days.
+            How long a job (and its result) stays readable after it ends (SUCCEEDED, FAILED or CANCELLED). An
+            unfinished job is kept however long it waits (at most 14 days, SQS's message retention, plus
+            ``job_ttl``). Default: 7 days.
         max_payload_bytes
             The largest request body accepted, in bytes; larger ones get ``413``. Default: 262144 (256 KiB).
             At most 1047552 (SQS's 1 MiB message limit less the envelope).
@@ -412,7 +414,6 @@ class AsyncJobApi(Construct):
                 **common_env,
                 "ASYNC_JOB_QUEUE_URL": self.queue.queue_url,
                 "ASYNC_JOB_MAX_PAYLOAD_BYTES": str(self.max_payload_bytes),
-                "ASYNC_JOB_TTL_SECONDS": str(int(self.job_ttl.to_seconds())),
                 "ASYNC_JOB_RETRY_AFTER_SECONDS": retry_after,
                 "ASYNC_JOB_IDEMPOTENCY_KEY_REQUIRED": "true" if self.idempotency_key_required else "false",
             },
@@ -443,6 +444,7 @@ class AsyncJobApi(Construct):
                 **common_env,
                 "ASYNC_JOB_HANDLER": handler,
                 "ASYNC_JOB_MAX_RECEIVE_COUNT": str(self.max_receive_count),
+        self._warn_if_retries_outlive_retention()
                 "ASYNC_JOB_RETRY_BASE_SECONDS": str(int(self.retry_base_delay.to_seconds())),
                 "ASYNC_JOB_RETRY_MAX_SECONDS": str(int(self.retry_max_delay.to_seconds())),
             },
@@ -454,18 +456,21 @@ class AsyncJobApi(Construct):
             handler="lambda_handlers.dead_letter.handler",
             timeout=Duration.seconds(30),
             memory_size=API_MEMORY_SIZE,
-            environment=common_env,
+            environment={**common_env, "ASYNC_JOB_MAX_RECEIVE_COUNT": str(self.max_receive_count)},
         )
 
         # Put (alone or in TransactWriteItems with the idempotency key), Delete to undo a job that could not be
         # enqueued, Get to answer an idempotent replay.
         self.table.grant(self.submit_function, "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem")
         self.queue.grant(self.submit_function, "sqs:SendMessage")
+            # Every function that ends a job sets its expiry: job_ttl from the end.
+            "ASYNC_JOB_TTL_SECONDS": str(int(self.job_ttl.to_seconds())),
         if self.queue.encryption_master_key is not None:
             self.queue.encryption_master_key.grant(self.submit_function, "kms:GenerateDataKey", "kms:Decrypt")
         self.table.grant(self.status_function, "dynamodb:GetItem", "dynamodb:UpdateItem")  # read, cancel
         self.table.grant(self.worker_function, "dynamodb:UpdateItem")
-        self.table.grant(self.dead_letter_function, "dynamodb:UpdateItem")
+        # Get to decide on the job as it is, Update to end it.
+        self.table.grant(self.dead_letter_function, "dynamodb:GetItem", "dynamodb:UpdateItem")
         if self.encryption_key is not None:
             # CloudWatch Logs encrypts the log groups with the key; an imported key's policy must allow it.
             self.encryption_key.grant_encrypt_decrypt(
@@ -640,6 +645,27 @@ class AsyncJobApi(Construct):
             dead_letter_queue = own_redrive.queue
             if max_receive_count is None:
                 max_receive_count = int(own_redrive.max_receive_count)
+    def _warn_if_retries_outlive_retention(self) -> None:
+        """Warn when a job's attempts can take longer than SQS keeps its message (then the job is never run
+        again and stays QUEUED until its item expires)."""
+        durations = (self.timeout, self.visibility_timeout, self.retry_max_delay)
+        if Token.is_unresolved(self.max_receive_count) or any(d.is_unresolved() for d in durations):
+            return
+        per_attempt = max(
+            self.visibility_timeout.to_seconds(),
+            self.timeout.to_seconds() + self.retry_max_delay.to_seconds(),
+        )
+        longest = self.max_receive_count * per_attempt
+        if longest > QUEUE_RETENTION.to_seconds():
+            Annotations.of(self).add_warning_v2(
+                "async-job:retries-outlive-retention",
+                f"max_receive_count ({self.max_receive_count}) x the longest attempt (the larger of "
+                f"visibility_timeout and timeout + retry_max_delay: {Duration.seconds(per_attempt).to_human_string()}) "
+                f"is {Duration.seconds(longest).to_human_string()}, longer than SQS keeps a message "
+                f"({QUEUE_RETENTION.to_human_string()}): a job that keeps failing can lose its message before its "
+                "last attempt and never end. Lower max_receive_count or retry_max_delay.",
+            )
+
         if dead_letter_queue is None or max_receive_count is None:
             raise PropValueError(
                 "queue",

@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Self, TypeVar
+from typing import Any, Final, Self, TypeVar
 
 __all__ = [
     "ConfigError",
@@ -54,6 +54,8 @@ class _Settings:
     table_name: str
     #: ``POWERTOOLS_METRICS_NAMESPACE``: where the job metrics go (Powertools fails without one).
     metrics_namespace: str
+    #: ``ASYNC_JOB_TTL_SECONDS``: how long a job stays readable after it ends (SUCCEEDED, FAILED, CANCELLED).
+    ttl_seconds: int
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Self:
@@ -61,7 +63,7 @@ class _Settings:
         raise NotImplementedError
 
     @staticmethod
-    def _common(environ: Mapping[str, str]) -> dict[str, str]:
+    def _common(environ: Mapping[str, str]) -> dict[str, Any]:
         table_name = _required(environ, "ASYNC_JOB_TABLE_NAME")
         if any(c.isspace() for c in table_name):
             raise ConfigError(
@@ -70,6 +72,7 @@ class _Settings:
         return {
             "table_name": table_name,
             "metrics_namespace": _required(environ, "POWERTOOLS_METRICS_NAMESPACE"),
+            "ttl_seconds": _integer(environ, "ASYNC_JOB_TTL_SECONDS", 1, 10 * 366 * 86_400),
         }
 
 
@@ -87,8 +90,6 @@ class SubmitConfig(_Settings):
     queue_url: str
     #: ``ASYNC_JOB_MAX_PAYLOAD_BYTES``: the largest accepted request body, in bytes.
     max_payload_bytes: int
-    #: ``ASYNC_JOB_TTL_SECONDS``: how long a job is kept after its creation.
-    ttl_seconds: int
     #: ``ASYNC_JOB_RETRY_AFTER_SECONDS``: the ``Retry-After`` advised while a job is not finished.
     retry_after_seconds: int
     #: ``ASYNC_JOB_IDEMPOTENCY_KEY_REQUIRED`` (optional, ``true``/``false``; unset: false): refuse a request
@@ -105,7 +106,6 @@ class SubmitConfig(_Settings):
             **cls._common(environ),
             queue_url=queue_url,
             max_payload_bytes=_integer(environ, "ASYNC_JOB_MAX_PAYLOAD_BYTES", 1, MAX_PAYLOAD_BYTES_LIMIT),
-            ttl_seconds=_integer(environ, "ASYNC_JOB_TTL_SECONDS", 1, 10 * 366 * 86_400),
             retry_after_seconds=_integer(environ, "ASYNC_JOB_RETRY_AFTER_SECONDS", 1, 86_400),
             idempotency_key_required=_boolean(environ, "ASYNC_JOB_IDEMPOTENCY_KEY_REQUIRED", default=False),
         )
@@ -194,10 +194,16 @@ class DeadLetterConfig(_Settings):
     'Jobs-Table'
     """
 
+    #: ``ASYNC_JOB_MAX_RECEIVE_COUNT`` (optional): the job queue's attempts, for the error message.
+    max_receive_count: int | None = None
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Self:
         """Read and validate the dead-letter consumer's variables."""
-        return cls(**cls._common(environ))
+        attempts = None
+        if "ASYNC_JOB_MAX_RECEIVE_COUNT" in environ:
+            attempts = _integer(environ, "ASYNC_JOB_MAX_RECEIVE_COUNT", 1, 1_000)
+        return cls(**cls._common(environ), max_receive_count=attempts)
 
 
 _S = TypeVar("_S", bound=_Settings)

@@ -3,8 +3,9 @@
 A message lands in the dead-letter queue when its job's attempts never recorded an outcome (the worker crashed,
 ran out of memory, or hit the Lambda timeout before it could stop the handler), or kept finding the job held by
 another run. This consumer marks such a job FAILED with error type ``DeadLettered`` (CANCELLED when its owner had
-asked to cancel it), unless a run still holds it under a live lease: then the record is reported as a batch item
-failure, to be looked at again later.
+asked to cancel it), unless a run still holds it under a live lease (then the record is reported as a batch
+item failure, to be looked at again later) or the job belongs to another message of its own that is still in
+the queue (this one was a duplicate: dropped; the job's own message decides).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["CONFIG", "handler"]
 
 CONFIG: Final = config.load(config.DeadLetterConfig)
-_store: Final = JobStore(CONFIG.table_name)
+_store: Final = JobStore(CONFIG.table_name, ttl_seconds=CONFIG.ttl_seconds)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -54,7 +55,7 @@ def _handle_record(record: dict[str, Any]) -> bool:
         return True
     logger.append_keys(job_id=message.job_id)
     try:
-        return _mark(message.job_id, _receive_count(record))
+        return _mark(message.job_id, str(record.get("messageId") or "") or None)
     except Exception:
         logger.exception("the record failed unexpectedly; it will be delivered again")
         return False
@@ -62,9 +63,11 @@ def _handle_record(record: dict[str, Any]) -> bool:
         logger.remove_keys(["job_id"])
 
 
-def _mark(job_id: str, receive_count: int | None) -> bool:
+def _mark(job_id: str, message_id: str | None) -> bool:
     try:
-        outcome = _store.mark_dead_lettered(job_id, receive_count=receive_count)
+        outcome = _store.mark_dead_lettered(
+            job_id, message_id=message_id, max_attempts=CONFIG.max_receive_count
+        )
     except JobStoreError:
         logger.exception("could not mark the job; the message will be delivered again")
         return False
@@ -79,13 +82,7 @@ def _mark(job_id: str, receive_count: int | None) -> bool:
         metrics.add_metric(name="JobsCancelled", unit=MetricUnit.Count, value=1)
     else:
         logger.info(
-            "dead-lettered message of a finished or missing job; dropped", extra={"outcome": outcome.value}
+            "dead-lettered message of a finished or missing job, or a duplicate of a live one; dropped",
+            extra={"outcome": outcome.value},
         )
     return True
-
-
-def _receive_count(record: dict[str, Any]) -> int | None:
-    try:
-        return int((record.get("attributes") or {})["ApproximateReceiveCount"])
-    except (KeyError, TypeError, ValueError):
-        return None

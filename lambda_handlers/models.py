@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 __all__ = [
+    "ITEM_MAX_BYTES",
+    "MAX_PENDING_SECONDS",
     "ItemError",
     "Job",
     "JobStatus",
@@ -24,8 +26,18 @@ __all__ = [
     "epoch_seconds",
     "format_timestamp",
     "is_job_id",
+    "item_size",
     "utc_now",
 ]
+
+#: The largest item written: DynamoDB's 400 KB limit (names and values together) read as 400,000 bytes, the
+#: stricter of its two readings (and under moto's own 405,000).
+ITEM_MAX_BYTES: Final = 400_000
+#: How long a job may stay unfinished before its item expires anyway: SQS's longest message retention
+#: (14 days), so no message of the job can outlive its item. ``job_ttl`` runs from the terminal state.
+MAX_PENDING_SECONDS: Final = 14 * 86_400
+#: The most a DynamoDB number takes: 38 significant digits, 1 byte per two, plus 1.
+_NUMBER_MAX_BYTES: Final = 21
 
 #: A canonical job id: a lowercase UUID4 in its 8-4-4-4-12 form.
 _JOB_ID_RE: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
@@ -150,10 +162,23 @@ class Job:
     lease_until: int | None = None
     #: The owner asked to cancel the job while it ran (``DELETE /jobs/{id}``); the handler sees it.
     cancel_requested: bool = False
+    #: SQS message id of the delivery that last claimed the job: the job's own message while a retry waits
+    #: out its backoff; any other message of the job is a duplicate then.
+    message_id: str | None = None
+    #: Epoch milliseconds before which a retry may not start (QUEUED after a failed attempt).
+    retry_at: int | None = None
+    #: What the handler said when it stopped on a cancel request (``JobCancelledError``'s message).
+    cancel_message: str | None = None
+    #: A replay of the request (same ``Idempotency-Key``) sent the job's message again and recorded it: the
+    #: first request's undo must then leave the job alone.
+    enqueue_confirmed: bool = False
 
     @classmethod
     def new(cls, job_id: str, *, owner: str, payload_sha256: str, now: dt.datetime, ttl_seconds: int) -> Job:
-        """A job just accepted: QUEUED, no attempt yet, expiring ``ttl_seconds`` after ``now``.
+        """A job just accepted: QUEUED, no attempt yet.
+
+        Its item expires ``MAX_PENDING_SECONDS + ttl_seconds`` after ``now`` unless it ends first; every
+        terminal write sets the expiry to ``ttl_seconds`` after the end.
 
         Examples
         --------
@@ -168,7 +193,7 @@ class Job:
             status=JobStatus.QUEUED,
             created_at=stamp,
             updated_at=stamp,
-            expires_at=epoch_seconds(now) + ttl_seconds,
+            expires_at=epoch_seconds(now) + MAX_PENDING_SECONDS + ttl_seconds,
             payload_sha256=payload_sha256,
         )
 
@@ -228,6 +253,10 @@ class Job:
                 run_id=_opt_s(item, "runId"),
                 lease_until=_opt_int(item, "leaseUntil"),
                 cancel_requested=_opt_bool(item, "cancelRequested"),
+                message_id=_opt_s(item, "messageId"),
+                retry_at=_opt_int(item, "retryAt"),
+                cancel_message=_opt_s(item, "cancelMessage"),
+                enqueue_confirmed=_opt_bool(item, "enqueueConfirmed"),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ItemError(f"status-table item {item.get('pk')!r} is malformed: {error!r}") from error
@@ -255,14 +284,20 @@ class Job:
             "errorType": self.error_type,
             "errorMessage": self.error_message,
             "runId": self.run_id,
+            "messageId": self.message_id,
+            "cancelMessage": self.cancel_message,
         }
         item.update({name: {"S": value} for name, value in optional.items() if value is not None})
         if self.progress_percent is not None:
             item["progressPercent"] = {"N": str(self.progress_percent)}
         if self.lease_until is not None:
             item["leaseUntil"] = {"N": str(self.lease_until)}
+        if self.retry_at is not None:
+            item["retryAt"] = {"N": str(self.retry_at)}
         if self.cancel_requested:
             item["cancelRequested"] = {"BOOL": True}
+        if self.enqueue_confirmed:
+            item["enqueueConfirmed"] = {"BOOL": True}
         return item
 
     def to_resource(self, self_url: str) -> dict[str, Any]:
@@ -270,7 +305,10 @@ class Job:
 
         ``result`` appears only when SUCCEEDED, ``error`` only when FAILED, ``lastError`` only while a retry
         is pending (QUEUED or RUNNING after a failed attempt), ``cancelRequested: true`` only while a cancel
-        request waits for the handler to stop. The owner, run id and lease are never shown.
+        request waits for the handler to stop, ``cancellation`` only when CANCELLED by a handler that said
+        why. ``progress`` is what the handler last reported while it runs and once it SUCCEEDED; a FAILED or
+        CANCELLED job shows none (its last report does not describe the outcome). The owner, run id, lease and
+        message id are never shown.
 
         Parameters
         ----------
@@ -291,6 +329,7 @@ class Job:
             "progress": (
                 None
                 if self.progress_percent is None
+                or self.status not in (JobStatus.RUNNING, JobStatus.SUCCEEDED)
                 else {"percent": _number(self.progress_percent), "message": self.progress_message}
             ),
         }
@@ -307,8 +346,44 @@ class Job:
             resource["lastError"] = error
         if self.cancel_requested and not self.status.is_terminal:
             resource["cancelRequested"] = True
+        if self.status is JobStatus.CANCELLED and self.cancel_message:
+            resource["cancellation"] = {"message": self.cancel_message}
         resource["links"] = {"self": self_url}
         return resource
+
+
+def item_size(item: Mapping[str, AttributeValueTypeDef]) -> int:
+    """An item's size as DynamoDB counts it against ``ITEM_MAX_BYTES``, rounded up where DynamoDB estimates.
+
+    Each attribute costs its name's UTF-8 bytes plus its value: a string its UTF-8 bytes, a binary its bytes,
+    a number 1 byte per two significant digits plus 1 (counted as 21, the most a number takes), a boolean or
+    null 1, a list or map 3 plus its members (a map's member names included).
+
+    Examples
+    --------
+    >>> item_size({"pk": {"S": "abc"}, "n": {"N": "42"}, "ok": {"BOOL": True}})
+    30
+    """
+    return sum(len(name.encode("utf-8")) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: Mapping[str, Any]) -> int:
+    ((kind, content),) = value.items()
+    if kind == "S":
+        return len(str(content).encode("utf-8"))
+    if kind == "B":
+        return len(content)
+    if kind == "N":
+        return _NUMBER_MAX_BYTES
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind in ("SS", "NS", "BS"):
+        return sum(_value_size({kind[0]: member}) for member in content)
+    if kind == "L":
+        return 3 + sum(_value_size(member) for member in content)
+    if kind == "M":
+        return 3 + item_size(content)
+    raise ItemError(f"unknown DynamoDB attribute type {kind!r}")
 
 
 def _number(value: float) -> int | float:

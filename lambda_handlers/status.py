@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["CONFIG", "handler"]
 
 CONFIG: Final = config.load(config.StatusConfig)
-_store: Final = JobStore(CONFIG.table_name)
+_store: Final = JobStore(CONFIG.table_name, ttl_seconds=CONFIG.ttl_seconds)
 # Job status changes while the caller polls: no cache may keep an answer.
 _NO_STORE: Final = {"Cache-Control": "no-store"}
 _METHODS: Final = ("GET", "DELETE")

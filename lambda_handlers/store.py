@@ -7,6 +7,7 @@ delivery, a run that was taken over) and comes back as a value; only AWS failure
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -17,6 +18,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lambda_handlers import clients
 from lambda_handlers.idempotency import IdempotencyRecord
 from lambda_handlers.models import Job, JobStatus, epoch_millis, epoch_seconds, format_timestamp, utc_now
+from lambda_handlers.transitions import (
+    RETRY_EARLY_TOLERANCE_MS,
+    ClaimDecision,
+    DeadLetterDecision,
+    decide_claim,
+    decide_dead_letter,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -36,6 +44,24 @@ __all__ = [
 ]
 
 DEAD_LETTERED: Final = "DeadLettered"
+#: How long a finished job stays readable when the store is built without ``ttl_seconds`` (the construct's
+#: default ``job_ttl``).
+DEFAULT_TTL_SECONDS: Final = 7 * 86_400
+#: DynamoDB error codes that say "try again" (throttling, a server fault, a colliding transaction); any other
+#: refusal (a validation error, a missing table, denied access) repeats on every try.
+_TRANSIENT_CODES: Final = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+        "LimitExceededException",
+    }
+)
 
 _CONDITION_FAILED: Final = "ConditionalCheckFailedException"
 # The job is still there: not deleted, not past its expiry (TTL deletion lags up to days).
@@ -44,12 +70,25 @@ _ALIVE: Final = "attribute_exists(pk) AND (attribute_not_exists(expiresAt) OR ex
 _TAKEABLE: Final = (
     "(#s = :queued OR (#s = :running AND (attribute_not_exists(leaseUntil) OR leaseUntil < :nowMs)))"
 )
+# May run now (with ``_OWN_MESSAGE``: ``transitions.decide_claim`` is CLAIM): held by no live run, and not
+# waiting out a retry's backoff (``:retryBy`` is now plus the early tolerance).
+_RUNNABLE: Final = (
+    "((#s = :queued AND (attribute_not_exists(retryAt) OR retryAt <= :retryBy)) OR "
+    "(#s = :running AND (attribute_not_exists(leaseUntil) OR leaseUntil < :nowMs)))"
+)
+# Not bound to another message than :mid.
+_OWN_MESSAGE: Final = "(attribute_not_exists(messageId) OR messageId = :mid)"
 _TAKEABLE_VALUES: Final[dict[str, AttributeValueTypeDef]] = {
     ":queued": {"S": JobStatus.QUEUED.value},
     ":running": {"S": JobStatus.RUNNING.value},
 }
-# Ends a job CANCELLED and drops what a run held.
-_CANCEL: Final = "SET #s = :cancelled, updatedAt = :now REMOVE runId, leaseUntil, cancelRequested"
+# Ends a job CANCELLED, to expire ``ttl_seconds`` from now, and drops what a run held.
+_CANCEL: Final = (
+    "SET #s = :cancelled, updatedAt = :now, expiresAt = :expires "
+    "REMOVE runId, leaseUntil, cancelRequested, retryAt"
+)
+# QUEUED and never claimed (so no worker has its message).
+_UNTOUCHED: Final = "#s = :queued AND attempts = :zero"
 # Held by this run.
 _FENCE: Final = "#s = :running AND runId = :run"
 # Nobody asked to cancel the job.
@@ -62,7 +101,18 @@ _CONFLICT_PAUSES_SECONDS: Final = (0.05, 0.2)
 
 
 class JobStoreError(Exception):
-    """DynamoDB could not be reached or refused a request for another reason than its condition."""
+    """DynamoDB could not be reached or refused a request for another reason than its condition.
+
+    Attributes
+    ----------
+    transient
+        Whether the same request may succeed if tried again (a throttle, a server fault, no connection);
+        False for a refusal that repeats (a validation error such as an item over 400 KB, a missing table).
+    """
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class JobExistsError(JobStoreError):
@@ -86,6 +136,10 @@ class ClaimStatus(Enum):
     BUSY = "BUSY"
     #: The job's owner had asked to cancel it: it is CANCELLED now, without running: drop the message.
     CANCELLED = "CANCELLED"
+    #: The job belongs to another message of its own: this one is a duplicate: drop it.
+    DUPLICATE = "DUPLICATE"
+    #: The job's own message came back before its retry's backoff ended: deliver it again when it ends.
+    DEFERRED = "DEFERRED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +151,8 @@ class ClaimOutcome:
     status
         What was found (and so what to do with the message).
     job
-        CLAIMED: the job as this run holds it now (``attempts`` counted, ``runId`` set); FINISHED, BUSY and
-        CANCELLED: the job as found; GONE: None.
+        CLAIMED: the job as this run holds it now (``attempts`` counted, ``runId`` set); FINISHED, BUSY,
+        DUPLICATE, DEFERRED and CANCELLED: the job as found; GONE: None.
     """
 
     status: ClaimStatus
@@ -146,6 +200,8 @@ class DeadLetterOutcome(Enum):
 
     #: The job is FAILED with error type ``DeadLettered`` now.
     MARKED = "MARKED"
+    #: The job belongs to another, live message of its own: this one was a duplicate; nothing to do.
+    DUPLICATE = "DUPLICATE"
     #: The job's owner had asked to cancel it: it is CANCELLED now.
     CANCELLED = "CANCELLED"
     #: The job was finished already: nothing to do.
@@ -166,6 +222,9 @@ class JobStore:
     client
         A DynamoDB client; None uses the execution environment's shared one (``clients.dynamodb()``),
         created on first use.
+    ttl_seconds
+        How long a finished job stays readable: every write that ends a job sets its ``expiresAt`` this far
+        from now (``ASYNC_JOB_TTL_SECONDS``; default 7 days).
 
     Examples
     --------
@@ -175,9 +234,16 @@ class JobStore:
     <ClaimStatus.CLAIMED: 'CLAIMED'>
     """
 
-    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+    def __init__(
+        self, table_name: str, client: DynamoDBClient | None = None, *, ttl_seconds: int = DEFAULT_TTL_SECONDS
+    ) -> None:
         self.table_name = table_name
+        self.ttl_seconds = ttl_seconds
         self._client = client
+
+    def _expires(self, now: dt.datetime) -> AttributeValueTypeDef:
+        """``expiresAt`` of a job that ends at ``now``."""
+        return {"N": str(epoch_seconds(now) + self.ttl_seconds)}
 
     @property
     def client(self) -> DynamoDBClient:
@@ -233,9 +299,9 @@ class JobStore:
             self.client.delete_item(
                 TableName=self.table_name,
                 Key=_key(job_id),
-                ConditionExpression="#s = :queued",
+                ConditionExpression=_UNTOUCHED,
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":queued": {"S": JobStatus.QUEUED.value}},
+                ExpressionAttributeValues={":queued": {"S": JobStatus.QUEUED.value}, ":zero": {"N": "0"}},
             )
         except ClientError as error:
             if _is_condition_failure(error):
@@ -359,12 +425,14 @@ class JobStore:
             return None
 
     def forget_keyed(self, job_id: str, key_id: str) -> bool:
-        """Undo ``create_keyed`` (both items, or neither): the job, if still QUEUED, and its key item.
+        """Undo ``create_keyed`` (both items, or neither): the job, if no worker touched it and no replay of its
+        request enqueued it again (``confirm_enqueued``), and its key item.
 
         Returns
         -------
         bool
-            Whether both were deleted (False: the job is gone or no longer QUEUED, or the key points elsewhere).
+            Whether both were deleted (False: the job is gone, was claimed, or a replay enqueued it; or the key
+            points elsewhere).
 
         Raises
         ------
@@ -383,9 +451,12 @@ class JobStore:
                         "Delete": {
                             "TableName": self.table_name,
                             "Key": _key(job_id),
-                            "ConditionExpression": "#s = :queued",
+                            "ConditionExpression": f"{_UNTOUCHED} AND attribute_not_exists(enqueueConfirmed)",
                             "ExpressionAttributeNames": {"#s": "status"},
-                            "ExpressionAttributeValues": {":queued": {"S": JobStatus.QUEUED.value}},
+                            "ExpressionAttributeValues": {
+                                ":queued": {"S": JobStatus.QUEUED.value},
+                                ":zero": {"N": "0"},
+                            },
                         }
                     },
                     {
@@ -407,15 +478,48 @@ class JobStore:
             raise _store_error("TransactWriteItems (forget)", job_id, error) from error
         return True
 
-    def claim(
-        self, job_id: str, run_id: str, lease_until_ms: int, now: dt.datetime | None = None
-    ) -> ClaimOutcome:
-        """Take a job for one run: QUEUED (or RUNNING under an expired lease) becomes RUNNING.
+    def confirm_enqueued(self, job_id: str, now: dt.datetime | None = None) -> bool:
+        """Record that a replay of the job's request sent its message again (``enqueueConfirmed``).
 
-        One UpdateItem decides: on success it returns the new item (attempts counted), on a failed condition
-        the item as it was, which tells a finished or missing job (drop the message) from a live run
-        (retry later). The previous attempt's progress is cleared; its error stays as ``lastError``.
-        A job whose owner asked to cancel it is not run: it becomes CANCELLED (a second UpdateItem).
+        From then on the first request's undo (``forget_keyed``) leaves the job alone, and later replays do not
+        send another message.
+
+        Returns
+        -------
+        bool
+            Whether it was recorded (False: the job is gone, e.g. the first request's undo deleted it).
+
+        Raises
+        ------
+        JobStoreError
+            DynamoDB failed.
+
+        Examples
+        --------
+        >>> store.confirm_enqueued(job_id)
+        True
+        """
+        done, _ = self._update_or_old(
+            "confirm enqueued", job_id, "SET enqueueConfirmed = :true", _ALIVE, {":true": {"BOOL": True}}, now
+        )
+        return done is not None
+
+    def claim(
+        self,
+        job_id: str,
+        run_id: str,
+        lease_until_ms: int,
+        now: dt.datetime | None = None,
+        *,
+        message_id: str | None = None,
+    ) -> ClaimOutcome:
+        """Take a job for one run of message ``message_id``: the job becomes RUNNING, bound to that message.
+
+        One UpdateItem decides (its condition is ``transitions.decide_claim``'s CLAIM): on success it returns
+        the new item (attempts counted), on a failed condition the item as it was, from which
+        ``decide_claim`` tells a finished or missing job, a duplicate message, a live run and an early retry
+        apart. The previous attempt's progress is cleared; its error stays as ``lastError``. A job whose owner
+        asked to cancel it is not run: it becomes CANCELLED (a second UpdateItem).
 
         Parameters
         ----------
@@ -427,6 +531,9 @@ class JobStore:
             Epoch milliseconds until which this run may be alive (its Lambda deadline).
         now
             The current time; None for the clock's.
+        message_id
+            The SQS message id of the delivery; the job keeps it until it is claimed by it again, so that
+            another message of the same job is known for a duplicate.
 
         Raises
         ------
@@ -435,55 +542,46 @@ class JobStore:
 
         Examples
         --------
-        >>> store.claim(job_id, uuid.uuid4().hex, lease_until_ms=epoch_millis(utc_now()) + 900_000)
+        >>> store.claim(job_id, uuid.uuid4().hex, epoch_millis(utc_now()) + 900_000, message_id=record_id)
         ClaimOutcome(status=<ClaimStatus.CLAIMED: 'CLAIMED'>, job=Job(...))
         """
         now = now or utc_now()
-        try:
-            response = self.client.update_item(
-                TableName=self.table_name,
-                Key=_key(job_id),
-                UpdateExpression=(
-                    "SET #s = :running, runId = :run, leaseUntil = :lease, updatedAt = :now, "
-                    "attempts = if_not_exists(attempts, :zero) + :one "
-                    "REMOVE progressPercent, progressMessage"
-                ),
-                ConditionExpression=f"{_ALIVE} AND {_TAKEABLE} AND {_NOT_CANCELLED}",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    **_TAKEABLE_VALUES,
-                    ":run": {"S": run_id},
-                    ":lease": {"N": str(lease_until_ms)},
-                    ":now": {"S": format_timestamp(now)},
-                    ":nowSec": {"N": str(epoch_seconds(now))},
-                    ":nowMs": {"N": str(epoch_millis(now))},
-                    ":zero": {"N": "0"},
-                    ":one": {"N": "1"},
-                },
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise _store_error("UpdateItem (claim)", job_id, error) from error
-            found = _old_job(error, now)
-            if found is None:
-                return ClaimOutcome(ClaimStatus.GONE)
-            if found.status.is_terminal:
-                return ClaimOutcome(ClaimStatus.FINISHED, found)
-            if found.cancel_requested and found.is_takeable(now):
-                cancelled = self._cancel_unheld(job_id, now)
-                if cancelled is not None:
-                    return ClaimOutcome(ClaimStatus.CANCELLED, cancelled)
-            return ClaimOutcome(ClaimStatus.BUSY, found)
-        except BotoCoreError as error:
-            raise _store_error("UpdateItem (claim)", job_id, error) from error
-        return ClaimOutcome(ClaimStatus.CLAIMED, Job.from_item(response["Attributes"]))
+        bind, runnable = ", messageId = :mid", f"{_OWN_MESSAGE} AND {_RUNNABLE}"
+        if message_id is None:  # a claim tied to no message (a tool, a test): it binds nothing
+            bind, runnable = "", _RUNNABLE
+        done, found = self._update_or_old(
+            "claim",
+            job_id,
+            f"SET #s = :running, runId = :run, leaseUntil = :lease, updatedAt = :now{bind}, "
+            "attempts = if_not_exists(attempts, :zero) + :one "
+            "REMOVE progressPercent, progressMessage, retryAt",
+            f"{_ALIVE} AND {_NOT_CANCELLED} AND {runnable}",
+            {
+                **_TAKEABLE_VALUES,
+                ":run": {"S": run_id},
+                ":lease": {"N": str(lease_until_ms)},
+                ":mid": {"S": message_id or ""},
+                ":retryBy": {"N": str(epoch_millis(now) + RETRY_EARLY_TOLERANCE_MS)},
+                ":zero": {"N": "0"},
+                ":one": {"N": "1"},
+            },
+            now,
+        )
+        if done is not None:
+            return ClaimOutcome(ClaimStatus.CLAIMED, done)
+        decision = decide_claim(found, message_id, now)
+        if decision is ClaimDecision.CANCEL:
+            cancelled = self._cancel_unheld(job_id, now)
+            if cancelled is not None:
+                return ClaimOutcome(ClaimStatus.CANCELLED, cancelled)
+            return ClaimOutcome(ClaimStatus.BUSY, found)  # it changed meanwhile: look again later
+        status = _CLAIM_STATUS.get(decision, ClaimStatus.BUSY)  # CLAIM here: it changed meanwhile
+        return ClaimOutcome(status, found)
 
     def complete(
         self, job_id: str, run_id: str, result_json: str, now: dt.datetime | None = None
     ) -> WriteOutcome:
-        """Record the job's result: RUNNING (held by ``run_id``) becomes SUCCEEDED.
+        """Record the job's result: RUNNING (held by ``run_id``) becomes SUCCEEDED, readable ``ttl_seconds``.
 
         A job whose owner asked to cancel it while it ran succeeds all the same: its work is done.
 
@@ -495,22 +593,27 @@ class JobStore:
         Raises
         ------
         JobStoreError
-            DynamoDB failed.
+            DynamoDB failed (``transient`` False for a refusal that would repeat, e.g. an item over 400 KB).
 
         Examples
         --------
         >>> store.complete(job_id, run_id, json.dumps({"rows": 12}))
         <WriteOutcome.APPLIED: 'APPLIED'>
         """
+        now = now or utc_now()
         outcome, _ = self._fenced(
             "complete",
             job_id,
             run_id,
             now,
-            "SET #s = :succeeded, #r = :result, updatedAt = :now "
+            "SET #s = :succeeded, #r = :result, updatedAt = :now, expiresAt = :expires "
             "REMOVE runId, leaseUntil, errorType, errorMessage, cancelRequested",
             {"#r": "result"},
-            {":succeeded": {"S": JobStatus.SUCCEEDED.value}, ":result": {"S": result_json}},
+            {
+                ":succeeded": {"S": JobStatus.SUCCEEDED.value},
+                ":result": {"S": result_json},
+                ":expires": self._expires(now),
+            },
         )
         return outcome
 
@@ -522,12 +625,15 @@ class JobStore:
         message: str,
         final: bool,
         now: dt.datetime | None = None,
+        *,
+        retry_at_ms: int | None = None,
     ) -> WriteOutcome:
         """Record a failed attempt: FAILED when ``final``, else QUEUED again with the error as ``lastError``.
 
-        The run's id and lease are removed either way; a retried job also loses the attempt's progress.
-        A retryable failure of a job whose owner asked to cancel it is not retried: the job becomes CANCELLED
-        (``WriteOutcome.CANCELLED``; a second UpdateItem).
+        The run's id and lease are removed either way, and so is the attempt's progress. A retried job keeps
+        its message id and gets ``retryAt`` (``retry_at_ms``): until then only that message may run it again.
+        A FAILED job expires ``ttl_seconds`` from now. A retryable failure of a job whose owner asked to cancel
+        it is not retried: the job becomes CANCELLED (``WriteOutcome.CANCELLED``; a second UpdateItem).
 
         Raises
         ------
@@ -536,19 +642,24 @@ class JobStore:
 
         Examples
         --------
-        >>> store.record_failure(job_id, run_id, "RuntimeError", "boom", final=False)
+        >>> store.record_failure(job_id, run_id, "RuntimeError", "boom", final=False, retry_at_ms=later_ms)
         <WriteOutcome.APPLIED: 'APPLIED'>
         """
+        now = now or utc_now()
         values: dict[str, AttributeValueTypeDef] = {
             ":next": {"S": (JobStatus.FAILED if final else JobStatus.QUEUED).value},
             ":type": {"S": error_type},
             ":message": {"S": message},
         }
-        expression = "SET #s = :next, errorType = :type, errorMessage = :message, updatedAt = :now "
+        expression = "SET #s = :next, errorType = :type, errorMessage = :message, updatedAt = :now"
         if final:
-            expression += "REMOVE runId, leaseUntil, cancelRequested"
+            values[":expires"] = self._expires(now)
+            expression += ", expiresAt = :expires REMOVE runId, leaseUntil, cancelRequested, progressPercent, progressMessage"
             return self._fenced("record_failure", job_id, run_id, now, expression, {}, values)[0]
-        expression += "REMOVE runId, leaseUntil, progressPercent, progressMessage"
+        if retry_at_ms is not None:
+            values[":retryAt"] = {"N": str(retry_at_ms)}
+            expression += ", retryAt = :retryAt"
+        expression += " REMOVE runId, leaseUntil, progressPercent, progressMessage"
         outcome, found = self._fenced(
             "record_failure", job_id, run_id, now, expression, {}, values, condition=_NOT_CANCELLED
         )
@@ -595,8 +706,15 @@ class JobStore:
             return WriteOutcome.CANCEL_REQUESTED
         return outcome
 
-    def cancel_run(self, job_id: str, run_id: str, now: dt.datetime | None = None) -> WriteOutcome:
+    def cancel_run(
+        self, job_id: str, run_id: str, now: dt.datetime | None = None, message: str | None = None
+    ) -> WriteOutcome:
         """End the job CANCELLED: RUNNING (held by ``run_id``) becomes CANCELLED (the handler stopped on request).
+
+        Parameters
+        ----------
+        message
+            What the handler said (``JobCancelledError``'s message), shown as ``cancellation.message``.
 
         Raises
         ------
@@ -605,18 +723,19 @@ class JobStore:
 
         Examples
         --------
-        >>> store.cancel_run(job_id, run_id)
+        >>> store.cancel_run(job_id, run_id, message="stopped after 3 of 10 chunks")
         <WriteOutcome.APPLIED: 'APPLIED'>
         """
-        return self._fenced(
-            "cancel_run",
-            job_id,
-            run_id,
-            now,
-            _CANCEL,
-            {},
-            {":cancelled": {"S": JobStatus.CANCELLED.value}},
-        )[0]
+        now = now or utc_now()
+        values: dict[str, AttributeValueTypeDef] = {
+            ":cancelled": {"S": JobStatus.CANCELLED.value},
+            ":expires": self._expires(now),
+        }
+        update = _CANCEL
+        if message:
+            values[":reason"] = {"S": message}
+            update = update.replace("expiresAt = :expires", "expiresAt = :expires, cancelMessage = :reason")
+        return self._fenced("cancel_run", job_id, run_id, now, update, {}, values)[0]
 
     def cancel(self, job_id: str, owner: str, now: dt.datetime | None = None) -> CancelOutcome:
         """Cancel ``owner``'s job (``DELETE /jobs/{id}``).
@@ -674,73 +793,70 @@ class JobStore:
         raise JobStoreError(f"cancel of job {job_id} failed: the job kept changing")
 
     def mark_dead_lettered(
-        self, job_id: str, now: dt.datetime | None = None, receive_count: int | None = None
+        self,
+        job_id: str,
+        now: dt.datetime | None = None,
+        *,
+        message_id: str | None = None,
+        max_attempts: int | None = None,
     ) -> DeadLetterOutcome:
-        """Fail a job whose message was dead-lettered: QUEUED, or RUNNING under an expired lease, becomes FAILED.
+        """End a job whose message ``message_id`` was dead-lettered: FAILED (``DeadLettered``), or CANCELLED.
 
-        The error type is ``DeadLettered``. A job still held under a live lease is left alone (BUSY): its run
-        may yet finish it. A job whose owner asked to cancel it becomes CANCELLED instead (a second UpdateItem).
+        Reads the job, asks ``transitions.decide_dead_letter`` what becomes of it, and writes that under a
+        condition that the job is still as read (same status, attempts and message): a duplicate message of a
+        job whose own message lives on (waiting out a backoff, or coming back after a crash) changes nothing;
+        a job still held under a live lease is left alone (BUSY: its run may yet finish it). The error
+        message says how many attempts the job had. A GetItem and an UpdateItem (rarely more, when the job
+        changes under the write).
 
         Parameters
         ----------
-        receive_count
-            The message's receive count, for the error message.
+        message_id
+            The dead-lettered message's SQS message id (kept when SQS moves it to the dead-letter queue).
+        max_attempts
+            The job's attempt limit (``max_receive_count``), for the error message.
 
         Raises
         ------
         JobStoreError
-            DynamoDB failed.
+            DynamoDB failed, or the job kept changing.
 
         Examples
         --------
-        >>> store.mark_dead_lettered(job_id, receive_count=4)
+        >>> store.mark_dead_lettered(job_id, message_id=record["messageId"], max_attempts=3)
         <DeadLetterOutcome.MARKED: 'MARKED'>
         """
         now = now or utc_now()
-        received = "" if receive_count is None else f" (received {receive_count} times)"
-        message = (
-            f"The job's message was dead-lettered{received} without a recorded outcome: the worker crashed, ran "
-            "out of memory or was stopped at its timeout before it could record the attempt."
-        )
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=_key(job_id),
-                UpdateExpression=(
-                    "SET #s = :failed, errorType = :type, errorMessage = :message, updatedAt = :now "
-                    "REMOVE runId, leaseUntil"
-                ),
-                ConditionExpression=f"{_ALIVE} AND {_TAKEABLE} AND {_NOT_CANCELLED}",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
+        found = self.get(job_id, now)
+        for _ in range(3):
+            decision = decide_dead_letter(found, message_id, now)
+            if decision is not DeadLetterDecision.MARK and decision is not DeadLetterDecision.CANCEL:
+                return _DEAD_LETTER_OUTCOME[decision]
+            assert found is not None  # MARK and CANCEL decide on a job
+            if decision is DeadLetterDecision.CANCEL:
+                if self._cancel_unheld(job_id, now) is not None:
+                    return DeadLetterOutcome.CANCELLED
+                found = self.get(job_id, now)
+                continue
+            done, found = self._update_or_old(
+                "dead-lettered",
+                job_id,
+                "SET #s = :failed, errorType = :type, errorMessage = :message, updatedAt = :now, "
+                "expiresAt = :expires REMOVE runId, leaseUntil, retryAt, progressPercent, progressMessage",
+                f"{_ALIVE} AND {_TAKEABLE} AND {_NOT_CANCELLED} AND {_OWN_MESSAGE} AND attempts = :attempts",
+                {
                     ":failed": {"S": JobStatus.FAILED.value},
                     **_TAKEABLE_VALUES,
                     ":type": {"S": DEAD_LETTERED},
-                    ":message": {"S": message},
-                    ":now": {"S": format_timestamp(now)},
-                    ":nowSec": {"N": str(epoch_seconds(now))},
-                    ":nowMs": {"N": str(epoch_millis(now))},
+                    ":message": {"S": _dead_letter_message(found.attempts, max_attempts)},
+                    ":mid": {"S": message_id or ""},
+                    ":attempts": {"N": str(found.attempts)},
                 },
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                now,
             )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise _store_error("UpdateItem (dead-lettered)", job_id, error) from error
-            found = _old_job(error, now)
-            if found is None:
-                return DeadLetterOutcome.GONE
-            if found.status.is_terminal:
-                return DeadLetterOutcome.FINISHED
-            if (
-                found.cancel_requested
-                and found.is_takeable(now)
-                and self._cancel_unheld(job_id, now) is not None
-            ):
-                return DeadLetterOutcome.CANCELLED
-            return DeadLetterOutcome.BUSY
-        except BotoCoreError as error:
-            raise _store_error("UpdateItem (dead-lettered)", job_id, error) from error
-        return DeadLetterOutcome.MARKED
+            if done is not None:
+                return DeadLetterOutcome.MARKED
+        raise JobStoreError(f"dead-lettering job {job_id} failed: the job kept changing")
 
     def _cancel_unheld(self, job_id: str, now: dt.datetime) -> Job | None:
         """CANCELLED for a job held by no live run whose owner asked to cancel it; None if it changed meanwhile."""
@@ -765,9 +881,20 @@ class JobStore:
         update: str,
         condition: str,
         values: dict[str, AttributeValueTypeDef],
-        now: dt.datetime,
+        now: dt.datetime | None,
     ) -> tuple[Job | None, Job | None]:
-        """A conditional UpdateItem: (the job as written, None), or (None, the job as found: None if absent)."""
+        """A conditional UpdateItem: (the job as written, None), or (None, the job as found: None if absent).
+
+        The time placeholders (``:now``, ``:nowSec``, ``:nowMs``, ``:expires``) are filled in where the
+        expressions use them.
+        """
+        now = now or utc_now()
+        clock: dict[str, AttributeValueTypeDef] = {
+            ":now": {"S": format_timestamp(now)},
+            ":nowSec": {"N": str(epoch_seconds(now))},
+            ":nowMs": {"N": str(epoch_millis(now))},
+            ":expires": self._expires(now),
+        }
         try:
             response = self.client.update_item(
                 TableName=self.table_name,
@@ -779,12 +906,7 @@ class JobStore:
                     for name, attribute in (("#s", "status"), ("#o", "owner"))
                     if name in update or name in condition
                 },
-                ExpressionAttributeValues={
-                    ":now": {"S": format_timestamp(now)},
-                    ":nowSec": {"N": str(epoch_seconds(now))},
-                    ":nowMs": {"N": str(epoch_millis(now))},
-                    **values,
-                },
+                ExpressionAttributeValues=_used({**clock, **values}, update, condition),
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -844,6 +966,39 @@ class JobStore:
         return WriteOutcome.APPLIED, Job.from_item(attributes) if return_new and attributes else None
 
 
+_CLAIM_STATUS: Final = {
+    ClaimDecision.GONE: ClaimStatus.GONE,
+    ClaimDecision.FINISHED: ClaimStatus.FINISHED,
+    ClaimDecision.BUSY: ClaimStatus.BUSY,
+    ClaimDecision.DUPLICATE: ClaimStatus.DUPLICATE,
+    ClaimDecision.DEFER: ClaimStatus.DEFERRED,
+}
+_DEAD_LETTER_OUTCOME: Final = {
+    DeadLetterDecision.GONE: DeadLetterOutcome.GONE,
+    DeadLetterDecision.FINISHED: DeadLetterOutcome.FINISHED,
+    DeadLetterDecision.BUSY: DeadLetterOutcome.BUSY,
+    DeadLetterDecision.DUPLICATE: DeadLetterOutcome.DUPLICATE,
+}
+
+
+def _dead_letter_message(attempts: int, max_attempts: int | None) -> str:
+    if attempts == 0:
+        started = "before any attempt started"
+    else:
+        of = "" if max_attempts is None else f" of {max_attempts}"
+        started = f"after attempt {attempts}{of}, which recorded no outcome"
+    return (
+        f"The job's message was dead-lettered {started}: the worker crashed, ran out of memory or was stopped "
+        "at its timeout before it could record the attempt, or could not reach the status table."
+    )
+
+
+def _used(values: dict[str, AttributeValueTypeDef], *expressions: str) -> dict[str, AttributeValueTypeDef]:
+    """The placeholders of ``values`` that ``expressions`` use (DynamoDB refuses unused ones)."""
+    text = " ".join(expressions)
+    return {name: value for name, value in values.items() if re.search(re.escape(name) + r"(?!\w)", text)}
+
+
 def _key(job_id: str) -> dict[str, AttributeValueTypeDef]:
     return {"pk": {"S": job_id}}
 
@@ -870,4 +1025,10 @@ def _cancellation_reasons(error: ClientError, count: int) -> list[dict[str, Any]
 
 
 def _store_error(operation: str, job_id: str, error: Exception) -> JobStoreError:
-    return JobStoreError(f"{operation} of job {job_id} failed: {error}")
+    """The ``JobStoreError`` for a failed request: transient unless DynamoDB refused it for good."""
+    transient = True
+    if isinstance(error, ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        transient = code in _TRANSIENT_CODES or status >= 500
+    return JobStoreError(f"{operation} of job {job_id} failed: {error}", transient=transient)

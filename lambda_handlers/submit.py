@@ -5,9 +5,12 @@ item), then SendMessage. A job is never acknowledged unless both succeeded: when
 items are deleted again and the caller gets a ``503``.
 
 A request that repeats a key (same caller, same key, same payload) gets the key's job back (``202``, with
-``Idempotent-Replayed: true``); if that job never started (QUEUED, no attempt), its message is sent again, so
-that every ``202`` still means "enqueued" even when the first request died between its two calls (the worker's
-conditional claim makes a duplicate message harmless). The same key with another payload is a ``422``.
+``Idempotent-Replayed: true``); if that job never started (QUEUED, no attempt) and no replay sent its message
+yet, its message is sent again and that is recorded (``enqueueConfirmed``), so that every ``202`` still means
+"enqueued" even when the first request died between its two calls, and a replay storm sends one message, not
+one per replay (the worker drops a message that is not the job's own: ``transitions.decide_claim``). The first
+request's undo (after its own SendMessage failed) leaves a job so confirmed in place and answers ``202``. The
+same key with another payload is a ``422``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -36,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["CONFIG", "handler", "read_payload"]
 
 CONFIG: Final = config.load(config.SubmitConfig)
-_store: Final = JobStore(CONFIG.table_name)
+_store: Final = JobStore(CONFIG.table_name, ttl_seconds=CONFIG.ttl_seconds)
 #: Tells a client that a 202 answers an earlier request with the same Idempotency-Key.
 REPLAYED_HEADER: Final = "Idempotent-Replayed"
 # A JSON escape of a UTF-16 surrogate: only then can the parsed text hold an unpaired one.
@@ -88,8 +92,7 @@ def _accept(payload_text: str, owner: str, jobs_url: str) -> dict[str, Any]:
         logger.exception("could not record the job; nothing was accepted")
         return _unavailable("The job could not be recorded.")
     if not _enqueue(job.job_id, payload_text):
-        _forget(job.job_id, None)
-        return _unavailable("The job could not be enqueued.")
+        return _undo(job, None, payload_text, jobs_url)
     return _accepted(job, payload_text, jobs_url)
 
 
@@ -97,7 +100,7 @@ def _accept_keyed(payload_text: str, owner: str, jobs_url: str, key_id: str) -> 
     """Record the job and its key together and enqueue it; or answer for the job the key created before."""
     digest = messages.payload_digest(payload_text)
     replacing: str | None = None
-    for _ in range(2):
+    for _ in range(3):
         job = _new_job(digest, owner)
         try:
             found = _store.create_keyed(
@@ -117,8 +120,7 @@ def _accept_keyed(payload_text: str, owner: str, jobs_url: str, key_id: str) -> 
             return _unavailable("The job could not be recorded.")
         if found is None:
             if not _enqueue(job.job_id, payload_text):
-                _forget(job.job_id, key_id)
-                return _unavailable("The job could not be enqueued.")
+                return _undo(job, key_id, payload_text, jobs_url)
             return _accepted(job, payload_text, jobs_url)
         logger.append_keys(job_id=found.job_id)
         if found.payload_sha256 != digest:
@@ -131,24 +133,53 @@ def _accept_keyed(payload_text: str, owner: str, jobs_url: str, key_id: str) -> 
             )
         try:
             existing = _store.get(found.job_id)
+            if existing is not None and _maybe_unsent(existing):
+                # The first request may have died between recording and enqueueing: a 202 must mean
+                # "enqueued", so send the message (again) and record that it was sent, once per job.
+                if not _enqueue(existing.job_id, payload_text):
+                    return _unavailable("The job could not be enqueued.")
+                if not _store.confirm_enqueued(existing.job_id):
+                    existing = None  # the first request's undo removed it meanwhile: the key gets a new job
+                else:
+                    _count("MessagesResent")
         except JobStoreError:
-            logger.exception("could not read the job of the idempotency key")
+            logger.exception("could not read or update the job of the idempotency key")
             return _unavailable("The job of this Idempotency-Key could not be read.")
         if existing is not None:
-            return _replay(existing, payload_text, jobs_url)
+            return _replay(existing, jobs_url)
         # The key outlived its job (which was removed): let the key create a job anew.
         logger.warning("the idempotency key's job is gone; the key gets a new job")
         replacing = found.job_id
     return _unavailable("The job could not be recorded.")
 
 
-def _replay(job: Job, payload_text: str, jobs_url: str) -> dict[str, Any]:
-    """The answer to a repeated request: the key's job as it is now; enqueued again if it never started."""
-    if job.status is JobStatus.QUEUED and job.attempts == 0:
-        # The first request may have died between recording and enqueuing: a 202 must mean "enqueued".
-        if not _enqueue(job.job_id, payload_text):
-            return _unavailable("The job could not be enqueued.")
-        _count("MessagesResent")
+def _maybe_unsent(job: Job) -> bool:
+    """Whether the job's message may never have been sent: untouched by workers, and no replay sent it."""
+    return job.status is JobStatus.QUEUED and job.attempts == 0 and not job.enqueue_confirmed
+
+
+def _undo(job: Job, key_id: str | None, payload_text: str, jobs_url: str) -> dict[str, Any]:
+    """The answer when the job's message could not be sent: remove the job (and key) and answer ``503``.
+
+    The job is kept, and the request answered ``202``, when it turns out to be enqueued after all: a worker
+    has claimed it (the failed SendMessage had in fact delivered), or a concurrent replay of the same request
+    sent its message and told its caller ``202``.
+    """
+    if _forget(job.job_id, key_id):
+        return _unavailable("The job could not be enqueued.")
+    try:
+        current = _store.get(job.job_id)
+    except JobStoreError:
+        logger.exception("could not read the job after a failed undo")
+        current = None
+    if current is None or _maybe_unsent(current):
+        return _unavailable("The job could not be enqueued.")
+    logger.info("the job is enqueued after all (a worker or a replay has it); accepted")
+    return _accepted(current, payload_text, jobs_url)
+
+
+def _replay(job: Job, jobs_url: str) -> dict[str, Any]:
+    """The answer to a repeated request: the key's job as it is now."""
     _count("JobsReplayed")
     logger.info("idempotent replay", extra={"status": job.status.value, "attempts": job.attempts})
     url = f"{jobs_url}/{job.job_id}"
@@ -257,7 +288,7 @@ def read_payload(event: dict[str, Any], max_bytes: int) -> str:
     except UnicodeDecodeError as error:
         _reject(400, "invalid-json", "Invalid JSON", f"The body is not valid UTF-8 (at byte {error.start}).")
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as error:
         _reject(
             400,
@@ -317,6 +348,15 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON value")
 
 
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent; one too large for a double (``1e400``) is refused, not
+    turned into infinity (which no JSON encoder can write back)."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
+
+
 def _short(error: BaseException) -> str:
     return "it is nested too deeply" if isinstance(error, RecursionError) else str(error)[:200]
 
@@ -336,17 +376,20 @@ def _unavailable(what: str) -> dict[str, Any]:
     )
 
 
-def _forget(job_id: str, key_id: str | None) -> None:
-    """Undo ``create``/``create_keyed`` (best effort): the caller is told nothing was accepted, so no job may
-    stay behind. Should this fail, a keyed job stays QUEUED, and the caller's retry with the same key sends its
-    message; an unkeyed one stays QUEUED until it expires."""
+def _forget(job_id: str, key_id: str | None) -> bool:
+    """Undo ``create``/``create_keyed``: the caller is to be told nothing was accepted, so no job may stay.
+
+    Returns whether the items were removed. They are not when a worker or a replay has the job (``_undo``
+    then accepts it), or when DynamoDB fails: then a keyed job stays QUEUED until the caller's retry with the
+    same key sends its message, an unkeyed one until its item expires.
+    """
     try:
         if key_id is None:
-            _store.delete_if_queued(job_id)
-        else:
-            _store.forget_keyed(job_id, key_id)
+            return _store.delete_if_queued(job_id)
+        return _store.forget_keyed(job_id, key_id)
     except JobStoreError:
         logger.exception("could not remove the unqueued job; it stays QUEUED")
+        return False
 
 
 def _count(name: str) -> None:

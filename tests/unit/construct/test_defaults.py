@@ -109,6 +109,12 @@ def test_api_functions_read_limits_from_defaults(body: dict[str, Any]) -> None:
     assert env(body, API, "status")["ASYNC_JOB_RETRY_AFTER_SECONDS"] == "5"
 
 
+def test_every_function_that_ends_a_job_knows_the_ttl(body: dict[str, Any]) -> None:
+    for role in ("submit", "status", "worker", "dead-letter"):
+        assert env(body, API, role)["ASYNC_JOB_TTL_SECONDS"] == str(7 * 24 * 3600), role
+    assert env(body, API, "dead-letter")["ASYNC_JOB_MAX_RECEIVE_COUNT"] == "3"
+
+
 def test_queue_defaults(body: dict[str, Any]) -> None:
     dlq_id, _ = resource(body, API, "dead-letter-queue")
     queue = props(body, API, "queue")
@@ -231,7 +237,7 @@ _SQS_EVENT_SOURCE = {
         ),
         ("status", {"dynamodb:GetItem", "dynamodb:UpdateItem"} | _LOGS | _TRACING),
         ("worker", {"dynamodb:UpdateItem"} | _SQS_EVENT_SOURCE | _LOGS | _TRACING),
-        ("dead-letter", {"dynamodb:UpdateItem"} | _SQS_EVENT_SOURCE | _LOGS | _TRACING),
+        ("dead-letter", {"dynamodb:GetItem", "dynamodb:UpdateItem"} | _SQS_EVENT_SOURCE | _LOGS | _TRACING),
     ],
 )
 def test_each_role_holds_exactly_what_its_function_uses(

@@ -161,8 +161,22 @@ def test_unwise_values_warn() -> None:
         timeout=cdk.Duration.minutes(10),
         visibility_timeout=cdk.Duration.minutes(15),
     )
+    AsyncJobApi(
+        stack,
+        "Patient",
+        handler="m.f",
+        code=TEAM_CODE,
+        max_receive_count=30,
+        retry_max_delay=cdk.Duration.hours(12),
+    )
     AsyncJobApi(stack, "Quiet", handler="m.f", code=TEAM_CODE)
     annotations = Annotations.from_stack(stack)
+    annotations.has_warning(
+        "/Stack/Patient",
+        Match.string_like_regexp(
+            r"max_receive_count \(30\) x the longest attempt .* is .*longer than SQS keeps a message \(14 days\)"
+        ),
+    )
     annotations.has_warning(
         "/Stack/Batchy", Match.string_like_regexp("batch_size is 5: the jobs of one batch run")
     )

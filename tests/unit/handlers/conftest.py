@@ -47,7 +47,7 @@ class Aws:
 
     @property
     def store(self) -> JobStore:
-        return JobStore(self.table_name, self.dynamodb)
+        return JobStore(self.table_name, self.dynamodb, ttl_seconds=TTL_SECONDS)
 
     def item(self, job_id: str) -> dict[str, Any] | None:
         """The job's item in plain values (``{"status": "QUEUED", "attempts": 0, ...}``), or None."""

@@ -77,12 +77,15 @@ def not_a_number(payload: dict[str, Any], job: JobContext) -> Any:
 
 def too_large(payload: dict[str, Any], job: JobContext) -> Any:
     CALLS.append((payload, job))
-    return "x" * 350_000  # 350,002 bytes of JSON with the quotes
+    return "x" * 409_600  # more JSON than a whole DynamoDB item holds
 
 
-def just_fits(payload: dict[str, Any], job: JobContext) -> Any:
+def sized(payload: dict[str, Any], job: JobContext) -> Any:
+    """Report ``payload["progress"]`` as the progress message, then return a JSON string of
+    ``payload["result_bytes"]`` bytes (with its quotes)."""
     CALLS.append((payload, job))
-    return "x" * 349_998  # exactly 350,000 bytes of JSON
+    job.report_progress(100, payload.get("progress"))
+    return "x" * (payload["result_bytes"] - 2)
 
 
 def die(payload: dict[str, Any], job: JobContext) -> Any:
@@ -116,3 +119,10 @@ def during_then_crash(payload: dict[str, Any], job: JobContext) -> Any:
     if DURING is not None:
         DURING(job)
     raise RuntimeError("the report service answered 502")
+
+
+def sized_then_give_up(payload: dict[str, Any], job: JobContext) -> Any:
+    """Report 100 %, then fail the job for good."""
+    CALLS.append((payload, job))
+    job.report_progress(100, "all done, or so it seemed")
+    raise JobFailedError("the report was empty")

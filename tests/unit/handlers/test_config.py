@@ -15,7 +15,11 @@ from lambda_handlers.config import (
     load,
 )
 
-COMMON = {"ASYNC_JOB_TABLE_NAME": "Jobs-Table", "POWERTOOLS_METRICS_NAMESPACE": "AsyncJobs"}
+COMMON = {
+    "ASYNC_JOB_TABLE_NAME": "Jobs-Table",
+    "POWERTOOLS_METRICS_NAMESPACE": "AsyncJobs",
+    "ASYNC_JOB_TTL_SECONDS": "604800",
+}
 SUBMIT = {
     **COMMON,
     "ASYNC_JOB_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/Jobs-Queue",

@@ -26,13 +26,15 @@ def test_fails_a_running_job_whose_lease_ran_out(
         sqs_event({**record, "attributes": {"ApproximateReceiveCount": "4"}}), lambda_context
     )
 
-    # THEN the job is FAILED as dead-lettered, the run's lease removed, the message consumed
+    # THEN the job is FAILED as dead-lettered, saying which attempt it was (the job's count, not the
+    # message's receive count), the run's lease removed, the message consumed
     assert failures(response) == []
     item = aws.item(job_id)
     assert item is not None
     assert item["status"] == "FAILED"
     assert item["errorType"] == "DeadLettered"
-    assert "4 times" in item["errorMessage"]
+    assert "after attempt 1 of 3," in item["errorMessage"]
+    assert "4" not in item["errorMessage"]
     assert not {"runId", "leaseUntil"} & item.keys()
     assert emitted_metrics(capsys.readouterr().out)["JobsDeadLettered"] == [1.0]
 

@@ -16,7 +16,7 @@ from botocore.awsrequest import AWSResponse
 from lambda_handlers import clients
 from lambda_handlers.idempotency import IdempotencyRecord, InvalidKeyError, key_item_id, parse_key
 from lambda_handlers.messages import encode, payload_digest
-from lambda_handlers.models import Job, utc_now
+from lambda_handlers.models import MAX_PENDING_SECONDS, Job, utc_now
 from tests.unit.handlers import jobs
 from tests.unit.handlers.conftest import RETRY_AFTER_SECONDS, TTL_SECONDS, Aws
 from tests.unit.handlers.events import (
@@ -517,7 +517,7 @@ def test_an_expired_key_gets_a_new_job(
         "4f0c5a0e-3b7d-4d0f-9a57-0f1c2f8b9e21",
         owner=ALICE,
         payload_sha256=payload_digest("{}"),
-        now=utc_now() - dt.timedelta(seconds=TTL_SECONDS + 1),
+        now=utc_now() - dt.timedelta(seconds=MAX_PENDING_SECONDS + TTL_SECONDS + 1),
         ttl_seconds=TTL_SECONDS,
     )
     aws.store.create_keyed(

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from lambda_handlers.models import ItemError, Job, JobStatus, format_timestamp, is_job_id
+from lambda_handlers.models import MAX_PENDING_SECONDS, ItemError, Job, JobStatus, format_timestamp, is_job_id
 
 NOW = dt.datetime(2026, 11, 23, 10, 0, 0, 123_456, tzinfo=dt.UTC)
 URL = "https://api.example.com/prod/jobs/4f0c5a0e-3b7d-4d0f-9a57-0f1c2f8b9e21"
@@ -57,15 +57,15 @@ def test_recognises_canonical_job_ids(value: object, valid: bool) -> None:
     assert is_job_id(value) is valid
 
 
-def test_a_new_job_is_queued_and_expires_after_its_ttl() -> None:
+def test_a_new_job_is_queued_and_kept_while_it_can_wait_plus_its_ttl() -> None:
     job = queued()
 
     assert job.status is JobStatus.QUEUED
     assert job.created_at == job.updated_at == "2026-11-23T10:00:00.123Z"
-    assert job.expires_at == int(NOW.timestamp()) + 60
+    assert job.expires_at == int(NOW.timestamp()) + MAX_PENDING_SECONDS + 60
     assert job.attempts == 0
-    assert not job.is_expired(NOW + dt.timedelta(seconds=59))
-    assert job.is_expired(NOW + dt.timedelta(seconds=60))
+    assert not job.is_expired(NOW + dt.timedelta(seconds=MAX_PENDING_SECONDS + 59))
+    assert job.is_expired(NOW + dt.timedelta(seconds=MAX_PENDING_SECONDS + 60))
 
 
 def test_maps_to_and_from_the_documented_item() -> None:

@@ -41,6 +41,7 @@ def _import_status(extra: dict[str, str]) -> dict[str, object]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "ASYNC_JOB_TABLE_NAME": "jobs",
         "ASYNC_JOB_RETRY_AFTER_SECONDS": "5",
+        "ASYNC_JOB_TTL_SECONDS": "3600",
         "POWERTOOLS_SERVICE_NAME": "jobs",
         "POWERTOOLS_METRICS_NAMESPACE": "Jobs",
         **extra,

@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 
 from lambda_handlers import clients
-from lambda_handlers.models import Job, utc_now
+from lambda_handlers.models import MAX_PENDING_SECONDS, Job, utc_now
 from tests.unit.handlers.conftest import RETRY_AFTER_SECONDS, Aws
 from tests.unit.handlers.events import ACCOUNT, ALICE, BOB, DOMAIN, STAGE, FakeLambdaContext, body, get_event
 from tests.unit.handlers.test_idempotency import watched_calls
@@ -117,7 +117,7 @@ def test_hides_unknown_expired_and_other_owners_jobs_behind_one_identical_404(
 ) -> None:
     # GIVEN Bob's job, a job of Alice's past its expiry (not yet deleted by TTL), and an unknown id
     bobs = given_job(aws, owner=BOB)
-    expired = given_job(aws, ttl_seconds=60, now=utc_now() - dt.timedelta(minutes=2))
+    expired = given_job(aws, ttl_seconds=60, now=utc_now() - dt.timedelta(seconds=MAX_PENDING_SECONDS + 120))
     unknown = str(uuid.uuid4())
     assert aws.item(expired) is not None
 

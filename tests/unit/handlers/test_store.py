@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from lambda_handlers.idempotency import IdempotencyRecord
-from lambda_handlers.models import Job, JobStatus, epoch_millis, utc_now
+from lambda_handlers.models import MAX_PENDING_SECONDS, Job, JobStatus, epoch_millis, utc_now
 from lambda_handlers.store import (
     CancelStatus,
     ClaimStatus,
@@ -58,7 +58,7 @@ def test_never_overwrites_a_job(aws: Aws) -> None:
 
 
 def test_reads_missing_and_expired_jobs_as_none(aws: Aws) -> None:
-    expired = new_job(aws, ttl_seconds=60, now=NOW - dt.timedelta(seconds=61))
+    expired = new_job(aws, ttl_seconds=60, now=NOW - dt.timedelta(seconds=MAX_PENDING_SECONDS + 61))
 
     assert aws.store.get(expired, NOW) is None
     assert aws.store.get(str(uuid.uuid4()), NOW) is None
@@ -108,7 +108,7 @@ def test_takes_over_an_expired_lease_and_clears_the_old_progress(aws: Aws) -> No
 def test_claims_nothing_finished_missing_or_expired(aws: Aws) -> None:
     finished = running(aws)
     aws.store.complete(finished, "run-1", "1")
-    expired = new_job(aws, ttl_seconds=60, now=NOW - dt.timedelta(seconds=61))
+    expired = new_job(aws, ttl_seconds=60, now=NOW - dt.timedelta(seconds=MAX_PENDING_SECONDS + 61))
 
     assert aws.store.claim(finished, "run-2", LIVE, NOW).status is ClaimStatus.FINISHED
     assert aws.store.claim(expired, "run-2", LIVE, NOW).status is ClaimStatus.GONE
@@ -208,7 +208,7 @@ def test_marks_dead_lettered_jobs(
 ) -> None:
     job_id = new_job(aws) if lease is None else running(aws, lease)
 
-    assert aws.store.mark_dead_lettered(job_id, NOW, receive_count=4) is outcome
+    assert aws.store.mark_dead_lettered(job_id, NOW, max_attempts=3) is outcome
 
     item = aws.item(job_id)
     assert item is not None
@@ -286,8 +286,9 @@ def test_a_used_key_returns_its_record_and_writes_nothing(aws: Aws) -> None:
 
 
 def test_an_expired_key_is_overwritten(aws: Aws) -> None:
-    old, record = keyed(aws, now=NOW - dt.timedelta(hours=2))
-    aws.store.create_keyed(old, record, now=NOW - dt.timedelta(hours=2))
+    long_ago = NOW - dt.timedelta(seconds=MAX_PENDING_SECONDS, hours=2)
+    old, record = keyed(aws, now=long_ago)
+    aws.store.create_keyed(old, record, now=long_ago)
     new, other = keyed(aws)
 
     assert aws.store.create_keyed(new, other, now=NOW) is None
@@ -360,7 +361,7 @@ def test_cancels_by_state(aws: Aws, state: str, status: CancelStatus, job_status
 
 def test_cancels_nothing_of_another_owner_nor_missing_or_expired(aws: Aws) -> None:
     queued = new_job(aws)
-    expired = new_job(aws, ttl_seconds=60, now=NOW - dt.timedelta(seconds=61))
+    expired = new_job(aws, ttl_seconds=60, now=NOW - dt.timedelta(seconds=MAX_PENDING_SECONDS + 61))
 
     assert aws.store.cancel(queued, "bob", NOW).status is CancelStatus.NOT_FOUND
     assert aws.store.cancel(expired, "alice", NOW).status is CancelStatus.NOT_FOUND

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from lambda_handlers import clients
+from lambda_handlers.models import MAX_PENDING_SECONDS
 from tests.unit.handlers.conftest import MAX_PAYLOAD_BYTES, RETRY_AFTER_SECONDS, TTL_SECONDS, Aws
 from tests.unit.handlers.events import (
     ALICE,
@@ -76,7 +77,8 @@ def test_accepts_a_job_records_it_queued_and_enqueues_the_exact_payload(
     assert item["owner"] == ALICE
     assert item["attempts"] == 0
     assert item["createdAt"] == item["updatedAt"] == job["createdAt"]
-    assert before + TTL_SECONDS <= item["expiresAt"] <= int(time.time()) + TTL_SECONDS
+    assert before + MAX_PENDING_SECONDS + TTL_SECONDS <= item["expiresAt"]
+    assert item["expiresAt"] <= int(time.time()) + MAX_PENDING_SECONDS + TTL_SECONDS
     assert item["payloadSha256"] == hashlib.sha256(payload_text.encode()).hexdigest()
     assert not {"runId", "leaseUntil", "result", "errorType"} & item.keys()
     # AND the queue holds exactly one message, whose body embeds the payload as sent

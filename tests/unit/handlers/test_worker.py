@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import threading
@@ -14,8 +15,9 @@ from typing import Any
 import pytest
 
 from lambda_handlers import JobContext, JobLeaseLostError
+from lambda_handlers.job import PROGRESS_MESSAGE_MAX_CHARS
 from lambda_handlers.messages import payload_digest
-from lambda_handlers.models import Job, epoch_millis, utc_now
+from lambda_handlers.models import ITEM_MAX_BYTES, Job, JobStatus, epoch_millis, item_size, utc_now
 from tests.unit.handlers import jobs
 from tests.unit.handlers.conftest import MAX_RECEIVE_COUNT, Aws
 from tests.unit.handlers.events import (
@@ -44,6 +46,17 @@ def given_queued_job(aws: Aws, payload: dict[str, Any] | None = None) -> tuple[s
 def delivery(record: dict[str, Any], receive_count: int) -> dict[str, Any]:
     """The same message delivered again, ``receive_count`` times so far."""
     return {**record, "attributes": {**record["attributes"], "ApproximateReceiveCount": str(receive_count)}}
+
+
+def backoff_elapsed(aws: Aws, job_id: str) -> None:
+    """What the clock does while a retry waits out its backoff: ``retryAt`` is in the past now."""
+    aws.dynamodb.update_item(
+        TableName=aws.table_name,
+        Key={"pk": {"S": job_id}},
+        UpdateExpression="SET retryAt = :past",
+        ConditionExpression="attribute_exists(retryAt)",
+        ExpressionAttributeValues={":past": {"N": str(epoch_millis(utc_now()) - 10_000)}},
+    )
 
 
 def failures(response: dict[str, Any]) -> list[str]:
@@ -144,11 +157,13 @@ def test_retries_a_failing_job_then_fails_it_on_the_last_attempt(
     assert not {"runId", "leaseUntil"} & item.keys()
 
     # WHEN the second attempt fails too
+    backoff_elapsed(aws, job_id)
     response = worker.handler(sqs_event(delivery(record, 2)), lambda_context)
     assert failures(response) == [record["messageId"]]
     assert aws.item(job_id)["status"] == "QUEUED"  # type: ignore[index]
 
     # WHEN the last attempt fails
+    backoff_elapsed(aws, job_id)
     response = worker.handler(sqs_event(delivery(record, MAX_RECEIVE_COUNT)), lambda_context)
 
     # THEN the job is FAILED and the message consumed
@@ -395,18 +410,46 @@ def test_fails_a_job_whose_result_cannot_be_kept(
     assert "result" not in item
 
 
-def test_keeps_a_result_of_exactly_the_limit(
-    load_worker: LoadWorker, aws: Aws, lambda_context: FakeLambdaContext
-) -> None:
-    worker = load_worker("just_fits")
-    job_id, record = given_queued_job(aws)
+def result_budget(aws: Aws, job_id: str, record: dict[str, Any], worker: ModuleType) -> int:
+    """The result budget of the job as its claim by ``record`` will leave it."""
+    job = aws.store.get(job_id)
+    assert job is not None
+    claimed = dataclasses.replace(
+        job,
+        status=JobStatus.RUNNING,
+        attempts=1,
+        message_id=record["messageId"],
+        run_id="r" * 32,
+        lease_until=1,
+    )
+    return int(worker.result_budget_bytes(claimed))
 
+
+@pytest.mark.parametrize("over", [0, 1], ids=["exactly-the-budget", "one-byte-over"])
+def test_keeps_a_result_that_fits_the_item_with_the_longest_progress_and_fails_one_that_does_not(
+    load_worker: LoadWorker, aws: Aws, lambda_context: FakeLambdaContext, over: int
+) -> None:
+    # GIVEN a handler whose result is exactly the item's room for it (or a byte more), after a progress
+    # message of the longest kept length in 4-byte characters
+    worker = load_worker("sized")
+    payload: dict[str, Any] = {"progress": "\U0001f600" * PROGRESS_MESSAGE_MAX_CHARS, "result_bytes": 0}
+    job_id, record = given_queued_job(aws, payload)
+    payload["result_bytes"] = result_budget(aws, job_id, record, worker) + over
+    job_id, record = given_queued_job(aws, payload)
+
+    # WHEN it runs
     worker.handler(sqs_event(record), lambda_context)
 
-    item = aws.item(job_id)
-    assert item is not None
-    assert item["status"] == "SUCCEEDED"
-    assert len(item["result"].encode()) == 350_000
+    # THEN the result is kept whole in an item DynamoDB accepts (at most 400 KB), or the job FAILED at once
+    item = aws.store.client.get_item(TableName=aws.table_name, Key={"pk": {"S": job_id}})["Item"]
+    if over:
+        assert (item["status"]["S"], item["errorType"]["S"]) == ("FAILED", "ResultTooLarge")
+        assert "result" not in item
+    else:
+        assert item["status"]["S"] == "SUCCEEDED"
+        assert len(item["result"]["S"].encode()) == payload["result_bytes"]
+        assert item["progressMessage"]["S"] == payload["progress"]
+        assert item_size(item) <= ITEM_MAX_BYTES
 
 
 @pytest.mark.parametrize(
