@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
 from typing import Final
 
 from aws_cdk import (
@@ -107,31 +109,94 @@ _CHECKOV_FUNCTION_SKIPS: Final = (
     ),
 )
 
-#: API Gateway's own error answers, rendered as RFC 9457 problems: (type, status or None to keep the
-#: gateway's, slug, title, detail expression). The local runtime reads these from the template.
+
+class _Needs(Enum):
+    """What a gateway response type needs to be answered at all (besides an authorization kind)."""
+
+    NOTHING = "nothing"
+    API_KEY = "an API key (api_key_required)"
+    WEB_ACL = "a web ACL (web_acl_arn)"
+
+
+@dataclass(frozen=True)
+class _GatewayProblem:
+    """One of API Gateway's own answers, as an RFC 9457 problem (a ``GatewayResponse``).
+
+    ``status`` is the one status API Gateway answers the type with; it is set on the response and in the body.
+    None where the status varies (``DEFAULT_4XX``: 400 or 403; ``DEFAULT_5XX``, which covers
+    ``INTEGRATION_FAILURE``: 500 when Lambda refuses the invocation, 502 for a function error): a gateway
+    response template is not VTL (plain ``$context`` substitution, no ``#if``, no status variable), so the body
+    cannot say it, and pinning one would change what clients receive. ``detail`` is a template expression: a
+    JSON string constant or ``$context.error.messageString`` (API Gateway quotes and escapes that one only).
+    """
+
+    response_type: apigateway.ResponseType
+    status: int | None
+    slug: str
+    title: str
+    detail: str = "$context.error.messageString"
+    #: The authorization kinds under which API Gateway can answer this type.
+    auth: frozenset[JobApiAuthKind] = frozenset(JobApiAuthKind)
+    needs: _Needs = _Needs.NOTHING
+
+
+_REJECTED: Final = "Request rejected by the API gateway"
+_FAILED: Final = "The API gateway failed to handle the request"
+_SIGNED: Final = frozenset({JobApiAuthKind.IAM})
+_AUTHORIZED: Final = frozenset({JobApiAuthKind.IAM, JobApiAuthKind.COGNITO, JobApiAuthKind.CUSTOM})
+_TOKENS: Final = frozenset({JobApiAuthKind.COGNITO, JobApiAuthKind.CUSTOM})
+
+
+def _rejected(
+    response_type: apigateway.ResponseType,
+    status: int,
+    auth: frozenset[JobApiAuthKind] = frozenset(JobApiAuthKind),
+    needs: _Needs = _Needs.NOTHING,
+) -> _GatewayProblem:
+    title = _FAILED if status >= 500 else _REJECTED
+    return _GatewayProblem(
+        response_type, status, f"gateway-{response_type.response_type}", title, auth=auth, needs=needs
+    )
+
+
+#: API Gateway's own answers, as RFC 9457 problems, one ``GatewayResponse`` each where the API can give it (the
+#: local runtime reads them from the template). A type whose status API Gateway fixes gets its own response,
+#: so that its problem carries ``status``; the others (and those this API cannot give: BAD_REQUEST_PARAMETERS,
+#: as the only required parameter is the path's id; QUOTA_EXCEEDED, as the usage plan sets no quota;
+#: UNSUPPORTED_MEDIA_TYPE, which needs a strict passthrough that Lambda proxy integrations do not have;
+#: INTEGRATION_TIMEOUT, as the API's functions time out at 10 s, before API Gateway's 29 s) fall back to the
+#: DEFAULT_4XX and DEFAULT_5XX problems. Default statuses: AWS's "Gateway response types for API Gateway".
 GATEWAY_PROBLEMS: Final = (
-    (
+    _GatewayProblem(
         apigateway.ResponseType.BAD_REQUEST_BODY,
         400,
-        "body-not-object",
-        "The request body must be a JSON object",
-        # A constant: API Gateway does not JSON-escape $context.error.validationErrorString, whose messages hold
-        # double quotes ('allowed: ["object"]'), so quoting it into the template would answer invalid JSON.
-        '"The body must be a JSON object; API Gateway checked it before any function ran."',
+        "invalid-json",
+        "Invalid JSON",
+        # A constant: API Gateway does not JSON-escape $context.error.validationErrorString (parser messages
+        # hold double quotes), so quoting it into the template would answer invalid JSON. The request model asks
+        # for any JSON value, so this answers a body that is not JSON only; the submit function answers
+        # body-not-object for JSON that is not an object (a gateway response cannot tell the two apart).
+        '"The body is not JSON (RFC 8259: UTF-8 text, no NaN or Infinity); API Gateway rejected it before any '
+        'function ran."',
     ),
-    (
-        apigateway.ResponseType.DEFAULT_4_XX,
-        None,
-        "gateway-$context.error.responseType",
-        "Request rejected by the API gateway",
-        "$context.error.messageString",
+    _rejected(apigateway.ResponseType.MISSING_AUTHENTICATION_TOKEN, 403),
+    _rejected(apigateway.ResponseType.ACCESS_DENIED, 403, _AUTHORIZED),
+    _rejected(apigateway.ResponseType.INVALID_SIGNATURE, 403, _SIGNED),
+    _rejected(apigateway.ResponseType.EXPIRED_TOKEN, 403, _SIGNED),
+    _rejected(apigateway.ResponseType.UNAUTHORIZED, 401, _TOKENS),
+    _rejected(apigateway.ResponseType.AUTHORIZER_FAILURE, 500, frozenset({JobApiAuthKind.CUSTOM})),
+    _rejected(
+        apigateway.ResponseType.AUTHORIZER_CONFIGURATION_ERROR, 500, frozenset({JobApiAuthKind.CUSTOM})
     ),
-    (
-        apigateway.ResponseType.DEFAULT_5_XX,
-        None,
-        "gateway-$context.error.responseType",
-        "The API gateway failed to handle the request",
-        "$context.error.messageString",
+    _rejected(apigateway.ResponseType.INVALID_API_KEY, 403, needs=_Needs.API_KEY),
+    _rejected(apigateway.ResponseType.WAF_FILTERED, 403, needs=_Needs.WEB_ACL),
+    _rejected(apigateway.ResponseType.THROTTLED, 429),
+    _rejected(apigateway.ResponseType.REQUEST_TOO_LARGE, 413),
+    _GatewayProblem(
+        apigateway.ResponseType.DEFAULT_4_XX, None, "gateway-$context.error.responseType", _REJECTED
+    ),
+    _GatewayProblem(
+        apigateway.ResponseType.DEFAULT_5_XX, None, "gateway-$context.error.responseType", _FAILED
     ),
 )
 
@@ -880,24 +945,37 @@ class AsyncJobApi(Construct):
             "CKV_AWS_120",
             "A job-status API must not cache: a cached GET would hide progress and completion.",
         )
-        for response_type, status, slug, title, detail in GATEWAY_PROBLEMS:
-            body: dict[str, object] = {"type": f"urn:async-job:problem:{slug}", "title": title}
-            if status is not None:
-                body["status"] = status
+        available = {
+            _Needs.NOTHING: True,
+            _Needs.API_KEY: self.api_key_required,
+            _Needs.WEB_ACL: self._web_acl_arn is not None,
+        }
+        for problem in GATEWAY_PROBLEMS:
+            if self.auth.kind not in problem.auth or not available[problem.needs]:
+                continue  # API Gateway never answers this type for this API: no resource for it
+            body: dict[str, object] = {
+                "type": f"urn:async-job:problem:{problem.slug}",
+                "title": problem.title,
+            }
+            if problem.status is not None:
+                body["status"] = problem.status
             api.add_gateway_response(
-                f"Problem{response_type.response_type}",
-                type=response_type,
-                status_code=None if status is None else str(status),
+                f"Problem{problem.response_type.response_type}",
+                type=problem.response_type,
+                status_code=None if problem.status is None else str(problem.status),
                 # The template is keyed by the default content type; the header below is what the client sees.
-                templates={"application/json": json.dumps(body)[:-1] + f', "detail": {detail}}}'},
+                templates={"application/json": json.dumps(body)[:-1] + f', "detail": {problem.detail}}}'},
                 response_headers={"Content-Type": "'application/problem+json'"},
             )
-        # API Gateway rejects a body that is not a JSON object before any Lambda runs.
+        # API Gateway rejects a body that is not JSON before any Lambda runs (BAD_REQUEST_BODY, invalid-json).
+        # The model asks for no type: JSON that is not an object reaches the submit function, whose
+        # body-not-object problem says so; one gateway response cannot answer both (see GATEWAY_PROBLEMS).
         body_model = api.add_model(
             "JobRequest",
             content_type="application/json",
             schema=apigateway.JsonSchema(
-                schema=apigateway.JsonSchemaVersion.DRAFT4, type=apigateway.JsonSchemaType.OBJECT
+                schema=apigateway.JsonSchemaVersion.DRAFT4,
+                description="Any JSON value: the submit function requires an object",
             ),
         )
         validator = api.add_request_validator(

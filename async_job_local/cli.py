@@ -42,7 +42,7 @@ from async_job_local.runtime import (
     DEFAULT_PORT,
     LocalRuntime,
 )
-from async_job_local.server import DEFAULT_PRINCIPAL, PRINCIPAL_HEADER, LocalApi
+from async_job_local.server import DEFAULT_PRINCIPAL, DEFAULT_REQUEST_TIMEOUT, PRINCIPAL_HEADER, LocalApi
 
 __all__ = ["main"]
 
@@ -120,6 +120,14 @@ def _parser() -> argparse.ArgumentParser:
         help=f"the caller of requests without a {PRINCIPAL_HEADER} header, and of --submit "
         f"(default: {DEFAULT_PRINCIPAL})",
     )
+    local.add_argument(
+        "--request-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_REQUEST_TIMEOUT,
+        metavar="S",
+        help="seconds a request may stop arriving (headers or body) before it is answered 408 "
+        f"(default: {DEFAULT_REQUEST_TIMEOUT:g})",
+    )
     logs = local.add_mutually_exclusive_group()
     logs.add_argument(
         "--log-file",
@@ -144,6 +152,18 @@ def _parser() -> argparse.ArgumentParser:
         help="with --submit: seconds between status reads (default: 0.5)",
     )
     return parser
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number of seconds, such as 5 or 0.5 (given {text!r})"
+        )
+    return value
 
 
 class _Stop:
@@ -334,6 +354,7 @@ def _local(args: argparse.Namespace) -> int:
                 api_concurrency=args.api_concurrency,
                 logs=FunctionLogs(log_stream),
                 default_principal=args.principal,
+                request_timeout=args.request_timeout,
             )
             cleanup.enter_context(runtime)
         except OSError as error:

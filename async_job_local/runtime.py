@@ -28,7 +28,13 @@ from async_job_local.assembly import (
 from async_job_local.backend import Backend, EmbeddedMotoBackend, LocalQueue, local_name
 from async_job_local.functions import SANDBOX, FunctionLogs, LocalFunction
 from async_job_local.poller import SqsEventSource
-from async_job_local.server import DEFAULT_PRINCIPAL, GatewayServer, LocalApi, LocalRoute
+from async_job_local.server import (
+    DEFAULT_PRINCIPAL,
+    DEFAULT_REQUEST_TIMEOUT,
+    GatewayServer,
+    LocalApi,
+    LocalRoute,
+)
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_PORT", "LocalRuntime"]
 
@@ -70,6 +76,8 @@ class LocalRuntime:
         Where the functions' output goes. Default: standard error.
     default_principal
         The caller of requests without the ``X-Async-Job-Principal`` header. Default: ``local-user``.
+    request_timeout
+        Seconds a request may stop arriving before the API server answers it ``408``. Default: 5.
 
     Example
     -------
@@ -89,6 +97,7 @@ class LocalRuntime:
         api_concurrency: int = DEFAULT_API_CONCURRENCY,
         logs: FunctionLogs | None = None,
         default_principal: str = DEFAULT_PRINCIPAL,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         warn: Callable[[str], None] = _warn,
     ) -> None:
         if not assembly.apis:
@@ -100,6 +109,7 @@ class LocalRuntime:
         self.api_concurrency = api_concurrency
         self.logs = logs if logs is not None else FunctionLogs(sys.stderr)
         self.default_principal = default_principal
+        self.request_timeout = request_timeout
         self._warn = warn
         self._owns_backend = backend is None
         self._backend = backend
@@ -139,6 +149,7 @@ class LocalRuntime:
                 account_id=self.account_id,
                 region=self.backend.region,
                 default_principal=self.default_principal,
+                request_timeout=self.request_timeout,
             )
             self.server.start()
             for source in self.event_sources:

@@ -4,37 +4,49 @@ Each API is served under its own path prefix, which plays the stage: ``http://12
 A request that matches a method of the template becomes a REST proxy event (``resource``, ``path``,
 ``httpMethod``, single- and multi-value headers and query parameters, ``pathParameters``, ``requestContext``
 with the caller's identity, ``body``, ``isBase64Encoded``) for the method's function, and the function's
-proxy response becomes the HTTP response. What API Gateway answers itself (no such route: ``403 Missing
-Authentication Token``; a function error: ``502``; more than 29 s: ``504``) is rendered from the API's own
-gateway responses in the template, as API Gateway renders them.
+proxy response becomes the HTTP response. What API Gateway answers itself (no such route or method: ``403
+Missing Authentication Token``; a body its request model rejects: ``400``; a function error: ``502``; more than
+29 s: ``504``) is rendered from the API's own gateway responses in the template, as API Gateway renders them.
+
+What this server answers itself, before any API is involved, is an RFC 9457 problem too (``local-*`` types,
+never an HTML page): a malformed request line (``400``), a request line over 64 KiB (``414``), header fields
+over 64 KiB or more than 100 of them (``431``), a body whose framing is wrong (``400``, see
+:mod:`async_job_local.framing`), a request that stops arriving for ``request_timeout`` seconds (``408``).
 
 The caller's identity, which API Gateway takes from the SigV4 signature under IAM authorization, comes from
-the local-only header ``X-Async-Job-Principal`` (default ``local-user``); signatures are not checked.
+the local-only header ``X-Async-Job-Principal`` (default ``local-user``); signatures are not checked. An empty
+header names nobody: it is refused as API Gateway refuses a request without credentials.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import fnmatch
+import io
 import json
 import re
 import secrets
 import socket
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Final
+from typing import Any, Final, NoReturn, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from async_job_local.assembly import ApiSpec, GatewayResponseSpec, RouteSpec
+from async_job_local.framing import MalformedRequestError, read_body
 from async_job_local.functions import InvokeResult, LocalFunction
 
 __all__ = [
     "DEFAULT_PRINCIPAL",
+    "DEFAULT_REQUEST_TIMEOUT",
     "PRINCIPAL_HEADER",
     "GatewayServer",
     "LocalApi",
@@ -48,11 +60,50 @@ DEFAULT_PRINCIPAL: Final = "local-user"
 #: API Gateway's limits: the integration timeout and the largest request payload.
 INTEGRATION_TIMEOUT: Final = 29.0
 MAX_REQUEST_BYTES: Final = 10 * 1024 * 1024
+#: Seconds a request may stop arriving (request line, headers or body) before it is answered ``408``.
+DEFAULT_REQUEST_TIMEOUT: Final = 5.0
+#: Seconds a kept-alive connection may wait for its next request before it is closed (without an answer).
+IDLE_TIMEOUT: Final = 60.0
+#: After an error answer that closes the connection, what the client still sends is read and dropped for up
+#: to this long (and this much), so that closing does not reset the connection before the answer is read.
+LINGER_SECONDS: Final = 2.0
+LINGER_MAX_BYTES: Final = 16 * 1024 * 1024
+#: http.server's limits: the request line, and each header line.
+MAX_REQUEST_LINE: Final = 65536
+#: RFC 9110 section 5.6.2: a method is a token.
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: The problems this server answers itself, by status: (type slug, title, how to send the request instead).
+_SERVER_PROBLEMS: Final[Mapping[int, tuple[str, str, str]]] = {
+    400: (
+        "local-malformed-request",
+        "Malformed HTTP request",
+        "Send HTTP/1.1: a request line (METHOD /path HTTP/1.1), header lines, an empty line, then the body.",
+    ),
+    408: ("local-request-timeout", "Request timed out", ""),
+    414: (
+        "local-request-line-too-long",
+        "Request line too long",
+        f"Keep the request line (method, path and query) under {MAX_REQUEST_LINE} bytes.",
+    ),
+    431: (
+        "local-header-fields-too-large",
+        "Request header fields too large",
+        f"Send at most 100 header fields, each line under {MAX_REQUEST_LINE} bytes.",
+    ),
+    500: (
+        "local-internal-error",
+        "Local runtime error",
+        "This is a bug of the local runtime; its log has the trace.",
+    ),
+    505: ("local-http-version-not-supported", "HTTP version not supported", "Send HTTP/1.1 (or HTTP/1.0)."),
+}
 _ERROR_TYPES: Final[Mapping[str, str]] = {
     "MISSING_AUTHENTICATION_TOKEN": "MissingAuthenticationTokenException",
+    "UNAUTHORIZED": "UnauthorizedException",
     "INVALID_API_KEY": "ForbiddenException",
     "BAD_REQUEST_BODY": "BadRequestException",
     "BAD_REQUEST_PARAMETERS": "BadRequestException",
+    "INTEGRATION_FAILURE": "InternalServerErrorException",
     "DEFAULT_5XX": "InternalServerErrorException",
 }
 
@@ -259,6 +310,9 @@ class GatewayServer:
         Put in ``requestContext`` and in the principals' ARNs.
     default_principal
         The caller when a request has no ``X-Async-Job-Principal`` header.
+    request_timeout
+        Seconds a request may stop arriving (its request line, headers or body) before it is answered ``408``
+        and its connection closed. Default: 5. A kept-alive connection may wait 60 s for its next request.
     """
 
     def __init__(
@@ -270,11 +324,18 @@ class GatewayServer:
         account_id: str,
         region: str,
         default_principal: str = DEFAULT_PRINCIPAL,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     ) -> None:
+        if not request_timeout > 0:
+            raise ValueError(
+                f"request_timeout must be a positive number of seconds (given {request_timeout})"
+            )
         self.apis = {api.prefix: api for api in apis}
         self.account_id = account_id
         self.region = region
         self.default_principal = default_principal
+        self.request_timeout = request_timeout
+        self.idle_timeout = max(IDLE_TIMEOUT, request_timeout)
         self._httpd = _HttpServer((host, port), _Handler)
         self._httpd.gateway = self
         address = self._httpd.server_address
@@ -319,46 +380,123 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         # Without it each keep-alive response waits for the client's delayed ACK (~40 ms).
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._responded = False
+        self._linger = False
 
     def log_message(self, format: str, *args: Any) -> None:
         return None
 
-    def do_GET(self) -> None:
-        self._handle()
+    # ----------------------------------------------------------------------------------------- the wire
 
-    # Every method, TRACE and QUERY included, goes through the gateway (a 403 problem for the ones no route has),
-    # never http.server's own HTML 501 page.
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = do_QUERY = do_CONNECT = do_GET
+    def handle_one_request(self) -> None:
+        """Wait for a request (``idle_timeout``), read it (``request_timeout``) and answer it.
+
+        Replaces http.server's: every method name goes through the gateway (a ``403`` problem for one that no
+        route has, never a ``501`` page), and a request that stalls is answered ``408``, not dropped.
+        """
+        gateway = self.server.gateway
+        self._responded = False
+        self.command, self.requestline, self.request_version = "", "", self.protocol_version
+        self.connection.settimeout(gateway.idle_timeout)
+        if not self._next_request_arrives():
+            self.close_connection = True
+            return
+        self.connection.settimeout(gateway.request_timeout)
+        try:
+            self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
+            if len(self.raw_requestline) > MAX_REQUEST_LINE:
+                self.send_error(
+                    HTTPStatus.REQUEST_URI_TOO_LONG, f"The request line is over {MAX_REQUEST_LINE} bytes"
+                )
+                return
+            if not self.parse_request():
+                return  # answered by send_error
+            if not _TOKEN.fullmatch(self.command):
+                self.send_error(
+                    HTTPStatus.BAD_REQUEST, f"The method {self.command[:40]!r} is not an HTTP token"
+                )
+                return
+            self._handle()
+            self.wfile.flush()
+        except TimeoutError:
+            self._answer_stalled(gateway.request_timeout)
+        except ConnectionError:  # the client went away: nobody to answer
+            self.close_connection = True
+        except Exception:
+            traceback.print_exc()
+            self.close_connection = True
+            if not self._responded:
+                with contextlib.suppress(OSError):
+                    self._send_local_problem(HTTPStatus.INTERNAL_SERVER_ERROR, "The local runtime failed")
+
+    def _next_request_arrives(self) -> bool:
+        """Wait for the first byte of a request; skip the empty lines a client may send before one (RFC 9112
+        section 2.2). False when the client closed the connection or stayed idle too long."""
+        reader = cast(io.BufferedReader, self.rfile)
+        try:
+            while True:
+                first = reader.peek(1)[:1]
+                if first not in (b"\r", b"\n"):
+                    return first != b""
+                reader.read(1)
+        except OSError:  # TimeoutError included: an idle kept-alive connection is closed without an answer
+            return False
+
+    def _answer_stalled(self, timeout: float) -> None:
+        self.close_connection = True
+        if self._responded:  # the answer itself stalled (the client stopped reading): nothing more to say
+            return
+        with contextlib.suppress(OSError):
+            self._send_local_problem(
+                HTTPStatus.REQUEST_TIMEOUT,
+                f"No byte of the request arrived for {timeout:g} s, before it was complete. Send the whole "
+                "request without pausing: its headers, then its Content-Length bytes (or every chunk, and the "
+                "last, empty one).",
+            )
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Answer an error of http.server's own request parsing as a problem (it would send an HTML page)."""
+        status = HTTPStatus(code)
+        if self.request_version == "HTTP/0.9":  # not parsed yet: answer with a status line all the same
+            self.request_version = self.protocol_version
+        reason = message or status.phrase
+        if explain and explain != reason:
+            reason = f"{reason} ({explain})"
+        self.close_connection = True
+        self._send_local_problem(status, reason)
+
+    def finish(self) -> None:
+        super().finish()
+        if self._linger:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Read and drop what the client still sends (briefly) so that closing does not reset the connection
+        before the client has read the error answer; then the client sees the end of the stream."""
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(LINGER_SECONDS)
+            deadline = time.monotonic() + LINGER_SECONDS
+            drained = 0
+            while drained < LINGER_MAX_BYTES and time.monotonic() < deadline:
+                data = self.connection.recv(65536)
+                if not data:
+                    break
+                drained += len(data)
 
     # ----------------------------------------------------------------------------------------------- request
 
-    def _read_body(self) -> bytes | None:
-        """The request body, or None when it exceeds API Gateway's 10 MB (the connection then closes)."""
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            size = 0
-            while True:
-                length = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if length == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                size += length
-                if size > MAX_REQUEST_BYTES:
-                    self.close_connection = True
-                    return None
-                chunks.append(self.rfile.read(length))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_REQUEST_BYTES:
-            self.close_connection = True
-            return None
-        return self.rfile.read(length) if length else b""
-
     def _handle(self) -> None:
         gateway = self.server.gateway
-        body = self._read_body()
+        try:
+            body = read_body(self.rfile, self.headers, MAX_REQUEST_BYTES)
+        except MalformedRequestError as error:
+            self.close_connection = True
+            self._send_local_problem(HTTPStatus.BAD_REQUEST, str(error))
+            return
+        if body is None:  # over 10 MB: left unread, so the connection cannot go on
+            self.close_connection = True
+            self._linger = True
         split = urlsplit(self.path)
         raw_path = split.path or "/"
         prefix, _, rest = raw_path.lstrip("/").partition("/")
@@ -371,7 +509,7 @@ class _Handler(BaseHTTPRequestHandler):
         resource_path = "/" + rest
         matched = api.match(self.command, resource_path)
         route = matched[0] if matched else None
-        principal = self.headers.get(PRINCIPAL_HEADER) or gateway.default_principal
+        principal = (self.headers.get(PRINCIPAL_HEADER) or "").strip() or gateway.default_principal
         context = self._request_context(
             api, route, raw_path, request_id, request_time, request_epoch, principal
         )
@@ -401,15 +539,44 @@ class _Handler(BaseHTTPRequestHandler):
             return
         response = _proxy_response(result)
         if response is None:
-            self._send_gateway_response(api, context, "DEFAULT_5XX", 502, "Internal server error")
+            # A function error is INTEGRATION_FAILURE (so deployed access logs show it); a malformed proxy
+            # response ("Execution failed due to configuration error") is left to the 5XX default.
+            response_type = "DEFAULT_5XX" if result.ok else "INTEGRATION_FAILURE"
+            self._send_gateway_response(api, context, response_type, 502, "Internal server error")
             return
         status, response_headers, response_body = response
         self._send(status, response_headers, response_body, request_id)
 
+    def _authentication_rejection(
+        self, route: LocalRoute
+    ) -> tuple[str, int, str, Mapping[str, str] | None] | None:
+        """An empty principal header names nobody: refused as API Gateway refuses missing credentials.
+
+        Under IAM authorization that is ``403 MISSING_AUTHENTICATION_TOKEN`` (a request without a usable
+        signature), under Cognito or a custom authorizer ``401 UNAUTHORIZED`` (no usable token). Without
+        authorization the header means nothing, as deployed. No header at all is the default caller.
+        """
+        value = self.headers.get(PRINCIPAL_HEADER)
+        if value is None or value.strip():
+            return None
+        fix = (
+            f"the {PRINCIPAL_HEADER} header is empty. Name the caller in it, or send no such header to call as "
+            f"the default caller ({self.server.gateway.default_principal})."
+        )
+        if route.spec.authorization_type == "AWS_IAM":
+            return "MISSING_AUTHENTICATION_TOKEN", 403, f"Missing Authentication Token: {fix}", None
+        if route.spec.authorization_type in ("COGNITO_USER_POOLS", "CUSTOM"):
+            return "UNAUTHORIZED", 401, f"Unauthorized: {fix}", None
+        return None
+
     def _gateway_checks(
         self, route: LocalRoute, query: str, body: bytes
     ) -> tuple[str, int, str, Mapping[str, str] | None] | None:
-        """What API Gateway rejects before the integration: a missing API key, parameters, an invalid body."""
+        """What API Gateway rejects before the integration: missing credentials, a missing API key or
+        parameters, a body its request model rejects."""
+        rejection = self._authentication_rejection(route)
+        if rejection is not None:
+            return rejection
         if route.spec.api_key_required and not self.headers.get("x-api-key"):
             return "INVALID_API_KEY", 403, "Forbidden", None
         present_queries = {name for name, _ in parse_qsl(query, keep_blank_values=True)}
@@ -431,7 +598,9 @@ class _Handler(BaseHTTPRequestHandler):
         if schema is None:
             return None
         try:
-            instance = json.loads(body) if body.strip() else {}  # API Gateway validates no body as {}
+            instance = _parse_json(body) if body.strip() else {}  # API Gateway validates no body as {}
+        except RecursionError:
+            return None  # nested deeper than Python parses: the function decides (its own 400)
         except ValueError as error:
             errors = [f"Invalid JSON: {error}"]
         else:
@@ -529,12 +698,14 @@ class _Handler(BaseHTTPRequestHandler):
             multi_query.setdefault(name, []).append(value)
         content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
         binary = any(fnmatch.fnmatch(content_type, pattern) for pattern in api.spec.binary_media_types)
-        if not body:
-            text: str | None = None  # API Gateway passes no body as null
-        elif binary:
-            text = base64.b64encode(body).decode()
-        else:
-            text = body.decode("utf-8", "replace")
+        text: str | None = None  # API Gateway passes no body as null
+        encoded = False
+        if body:
+            # Bytes that are not UTF-8 are passed base64-encoded, never altered (a replacement character would).
+            with contextlib.suppress(UnicodeDecodeError):
+                text = None if binary else body.decode("utf-8")
+            if text is None:
+                text, encoded = base64.b64encode(body).decode(), True
         return {
             "resource": route.resource_path,
             "path": path,
@@ -547,7 +718,7 @@ class _Handler(BaseHTTPRequestHandler):
             "stageVariables": None,
             "requestContext": context,
             "body": text,
-            "isBase64Encoded": binary and text is not None,
+            "isBase64Encoded": encoded,
         }
 
     def _invoke(self, function: LocalFunction, event: dict[str, Any]) -> InvokeResult | None:
@@ -579,6 +750,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close" if self.close_connection else "keep-alive")
         self.send_header("x-amzn-RequestId", request_id)
         self.send_header("x-amz-apigw-id", base64.b64encode(secrets.token_bytes(6)).decode())
+        self._responded = True
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -603,6 +775,24 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._send(status, response_headers, body, str(context["requestId"]))
 
+    def _send_local_problem(self, status: HTTPStatus, detail: str) -> None:
+        """A problem this server answers itself (``local-*``), closing the connection after it."""
+        slug, title, fix = _SERVER_PROBLEMS.get(status, (f"local-http-{status.value}", status.phrase, ""))
+        problem = {
+            "type": f"urn:async-job:problem:{slug}",
+            "title": title,
+            "status": status.value,
+            "detail": f"{detail.rstrip('.')}. {fix}".strip(),
+        }
+        self.close_connection = True
+        self._linger = True
+        self._send(
+            status.value,
+            {"Content-Type": "application/problem+json"},
+            json.dumps(problem).encode(),
+            str(uuid.uuid4()),
+        )
+
     def _send_not_an_api(self, path: str) -> None:
         gateway = self.server.gateway
         urls = [api.jobs_url for api in gateway.apis.values()]
@@ -618,6 +808,16 @@ class _Handler(BaseHTTPRequestHandler):
             json.dumps(problem).encode(),
             str(uuid.uuid4()),
         )
+
+
+def _parse_json(body: bytes) -> Any:
+    """``body`` as JSON the way API Gateway's validator reads it: UTF-8 strictly (no surrogates either), no
+    ``NaN`` or ``Infinity``. Raises ``ValueError`` (``UnicodeDecodeError`` included), or ``RecursionError``."""
+    return json.loads(body.decode("utf-8"), parse_constant=_not_json)
+
+
+def _not_json(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _proxy_response(result: InvokeResult) -> tuple[int, dict[str, list[str]], bytes] | None:

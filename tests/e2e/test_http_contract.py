@@ -58,9 +58,11 @@ def test_another_principal_gets_the_same_404_as_for_an_unknown_job(e2e: E2eRunti
 @pytest.mark.parametrize(
     ("body", "content_type", "status"),
     [
-        pytest.param(b"[1, 2]", "application/json", 400, id="array: rejected by the API's request model"),
-        pytest.param(b'"text"', "application/json", 400, id="string: rejected by the API's request model"),
-        pytest.param(b"{not json", "application/json", 400, id="not JSON"),
+        pytest.param(b"[1, 2]", "application/json", 400, id="array: rejected by the submit function"),
+        pytest.param(b'"text"', "application/json", 400, id="string: rejected by the submit function"),
+        pytest.param(
+            b"{not json", "application/json", 400, id="not JSON: rejected by the API's request model"
+        ),
         pytest.param(b"", "application/json", 400, id="empty"),
         pytest.param(b'{"a": 1}', "text/plain", 415, id="not a JSON media type"),
         pytest.param(
@@ -77,16 +79,26 @@ def test_bad_submissions_are_problems_and_create_no_job(
     assert response.header("Location") is None
 
 
-def test_body_that_is_not_an_object_is_rejected_by_the_gateway_response_of_the_construct(
-    e2e: E2eRuntime,
-) -> None:
-    response = e2e.client().submit(b"[1, 2]")
+def test_body_that_is_not_json_is_rejected_by_the_gateway_response_of_the_construct(e2e: E2eRuntime) -> None:
+    response = e2e.client().submit(b"{not json")
 
     body = _problem(response, 400)
-    assert body["type"] == "urn:async-job:problem:body-not-object"
+    assert body["type"] == "urn:async-job:problem:invalid-json"
     assert body["status"] == 400
     # A constant detail: API Gateway would not JSON-escape the validator's own message into the template.
-    assert body["detail"] == "The body must be a JSON object; API Gateway checked it before any function ran."
+    assert body["detail"] == (
+        "The body is not JSON (RFC 8259: UTF-8 text, no NaN or Infinity); API Gateway rejected it before any "
+        "function ran."
+    )
+
+
+def test_json_that_is_not_an_object_passes_the_gateway_and_is_rejected_by_the_submit_function(
+    e2e: E2eRuntime,
+) -> None:
+    body = _problem(e2e.client().submit(b"[1, 2]"), 400)
+
+    assert body["type"] == "urn:async-job:problem:body-not-object"
+    assert body["detail"] == "The body is an array; send a JSON object."
 
 
 @pytest.mark.parametrize(
@@ -100,7 +112,7 @@ def test_body_that_is_not_an_object_is_rejected_by_the_gateway_response_of_the_c
         ("GET", "/"),
     ],
 )
-def test_unknown_routes_and_methods_get_api_gateways_403_through_the_default_4xx_response(
+def test_unknown_routes_and_methods_get_api_gateways_403_through_its_own_gateway_response(
     e2e: E2eRuntime, method: str, path: str
 ) -> None:
     base = e2e.jobs_url.removesuffix("/jobs")
@@ -111,6 +123,7 @@ def test_unknown_routes_and_methods_get_api_gateways_403_through_the_default_4xx
     assert body == {
         "type": "urn:async-job:problem:gateway-MISSING_AUTHENTICATION_TOKEN",
         "title": "Request rejected by the API gateway",
+        "status": 403,
         "detail": "Missing Authentication Token",
     }
     assert response.header("x-amzn-ErrorType") == "MissingAuthenticationTokenException"

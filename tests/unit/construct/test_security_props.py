@@ -135,12 +135,13 @@ def test_stage_throttling_logging_and_access_log_format(synth: Synthesized) -> N
     assert (default_settings["ThrottlingRateLimit"], default_settings["ThrottlingBurstLimit"]) == (100, 200)
 
 
-def test_body_must_be_an_object_before_a_lambda_runs(synth: Synthesized) -> None:
+def test_body_must_be_json_before_a_lambda_runs(synth: Synthesized) -> None:
     (validator,) = _children(synth.body, "Stack/Iam", "AWS::ApiGateway::RequestValidator")
     assert validator["ValidateRequestBody"] is True
     (model,) = _children(synth.body, "Stack/Iam", "AWS::ApiGateway::Model")
     assert model["ContentType"] == "application/json"
-    assert model["Schema"]["type"] == "object"
+    # Any JSON value: API Gateway rejects what is not JSON; the submit function, JSON that is not an object.
+    assert "type" not in model["Schema"]
     post = next(m for m in _job_methods(synth.body, "Stack/Iam") if m["HttpMethod"] == "POST")
     assert "application/json" in post["RequestModels"]
     responses = {
@@ -151,10 +152,72 @@ def test_body_must_be_an_object_before_a_lambda_runs(synth: Synthesized) -> None
     assert (
         bad_body["ResponseParameters"]["gatewayresponse.header.Content-Type"] == "'application/problem+json'"
     )
+    problem = json.loads(bad_body["ResponseTemplates"]["application/json"])
+    assert (problem["type"], problem["status"]) == ("urn:async-job:problem:invalid-json", 400)
+
+
+#: AWS's "Gateway response types for API Gateway": the status API Gateway answers each type with.
+_DOCUMENTED_STATUS = {
+    "ACCESS_DENIED": 403,
+    "AUTHORIZER_CONFIGURATION_ERROR": 500,
+    "AUTHORIZER_FAILURE": 500,
+    "BAD_REQUEST_BODY": 400,
+    "EXPIRED_TOKEN": 403,
+    "INVALID_API_KEY": 403,
+    "INVALID_SIGNATURE": 403,
+    "MISSING_AUTHENTICATION_TOKEN": 403,
+    "REQUEST_TOO_LARGE": 413,
+    "THROTTLED": 429,
+    "UNAUTHORIZED": 401,
+    "WAF_FILTERED": 403,
+}
+_EVERY_API = {"BAD_REQUEST_BODY", "MISSING_AUTHENTICATION_TOKEN", "THROTTLED", "REQUEST_TOO_LARGE"}
+_FALLBACKS = {"DEFAULT_4XX", "DEFAULT_5XX"}
+
+
+@pytest.mark.parametrize(
+    ("api", "specific"),
+    [
+        pytest.param("Stack/Iam", {"ACCESS_DENIED", "INVALID_SIGNATURE", "EXPIRED_TOKEN"}, id="iam"),
+        pytest.param(
+            "Stack/Cognito",
+            {"ACCESS_DENIED", "UNAUTHORIZED", "INVALID_API_KEY", "WAF_FILTERED"},
+            id="cognito",
+        ),
+        pytest.param(
+            "Stack/Custom",
+            {"ACCESS_DENIED", "UNAUTHORIZED", "AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"},
+            id="custom",
+        ),
+        pytest.param("Stack/Open", set(), id="no-auth"),
+    ],
+)
+def test_each_gateway_answer_the_api_can_give_is_a_problem_with_its_status(
+    synth: Synthesized, api: str, specific: set[str]
+) -> None:
+    responses = {r["ResponseType"]: r for r in _children(synth.body, api, "AWS::ApiGateway::GatewayResponse")}
+
     assert (
-        '"type": "urn:async-job:problem:body-not-object"' in bad_body["ResponseTemplates"]["application/json"]
-    )
-    assert set(responses) == {"BAD_REQUEST_BODY", "DEFAULT_4XX", "DEFAULT_5XX"}
+        set(responses) == _EVERY_API | specific | _FALLBACKS
+    )  # one resource per type it can answer, no more
+    for response_type, response in responses.items():
+        assert response["ResponseParameters"] == {
+            "gatewayresponse.header.Content-Type": "'application/problem+json'"
+        }
+        problem = json.loads(
+            response["ResponseTemplates"]["application/json"]
+            .replace("$context.error.messageString", '"message"')
+            .replace("$context.error.responseType", response_type)
+        )
+        if response_type in _FALLBACKS:
+            # The status of what falls back varies (e.g. INTEGRATION_FAILURE: 500 or 502): neither pinned nor said.
+            assert "StatusCode" not in response
+            assert "status" not in problem
+        else:
+            assert response["StatusCode"] == str(_DOCUMENTED_STATUS[response_type])
+            assert problem["status"] == _DOCUMENTED_STATUS[response_type]
+        if response_type != "BAD_REQUEST_BODY":
+            assert problem["type"] == f"urn:async-job:problem:gateway-{response_type}"
 
 
 def test_cors_adds_unauthenticated_preflight_only(synth: Synthesized) -> None:
@@ -235,8 +298,12 @@ def test_gateway_problems_stay_valid_json_whatever_the_gateway_substitutes(synth
         template = template.replace("$context.error.responseType", "MISSING_AUTHENTICATION_TOKEN")
         return re.sub(r"\$context\.[A-Za-z.]+", 'RAW_WITH_"QUOTES"', template)
 
-    responses = _children(synth.body, "Stack/Iam", "AWS::ApiGateway::GatewayResponse")
-    assert len(responses) == 3
+    responses = [
+        response
+        for api in ("Stack/Iam", "Stack/Cognito", "Stack/Custom", "Stack/Open")
+        for response in _children(synth.body, api, "AWS::ApiGateway::GatewayResponse")
+    ]
+    assert len(responses) > 4 * 3
     for response in responses:
         problem = json.loads(substitute(response["ResponseTemplates"]["application/json"]))
         assert problem["type"].startswith("urn:async-job:problem:")
