@@ -409,6 +409,11 @@ class _Handler(BaseHTTPRequestHandler):
                     HTTPStatus.REQUEST_URI_TOO_LONG, f"The request line is over {MAX_REQUEST_LINE} bytes"
                 )
                 return
+            if (
+                len(self.raw_requestline.split()) == 2
+            ):  # "GET /path": HTTP/0.9, which API Gateway does not speak
+                self.send_error(HTTPStatus.BAD_REQUEST, "The request line has no HTTP version (HTTP/0.9)")
+                return
             if not self.parse_request():
                 return  # answered by send_error
             if not _TOKEN.fullmatch(self.command):
@@ -446,6 +451,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         if self._responded:  # the answer itself stalled (the client stopped reading): nothing more to say
             return
+        if self.request_version == "HTTP/0.9":  # the request line was not parsed: answer with a status line
+            self.request_version = self.protocol_version
         with contextlib.suppress(OSError):
             self._send_local_problem(
                 HTTPStatus.REQUEST_TIMEOUT,

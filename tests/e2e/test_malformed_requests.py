@@ -296,6 +296,7 @@ def test_an_idle_kept_alive_connection_outlives_the_request_timeout(impatient: E
     [
         pytest.param(b"GARBAGE\r\n\r\n", 400, id="one-word-request-line"),
         pytest.param(b"GET / HTTP/1.1 extra\r\n\r\n", 400, id="four-word-request-line"),
+        pytest.param(b"GET /\r\n", 400, id="no-http-version"),
         pytest.param(b"GET / HTTP/x.y\r\n\r\n", 400, id="bad-http-version"),
         pytest.param(b"G(T / HTTP/1.1\r\n\r\n", 400, id="method-not-a-token"),
         pytest.param(b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414, id="request-line-over-64-KiB"),
