@@ -445,6 +445,7 @@ class AsyncJobApi(Construct):
         self.queue, self.dead_letter_queue, self.max_receive_count, self.visibility_timeout = (
             self._resolve_queues(queue, dead_letter_queue, max_receive_count, visibility_timeout)
         )
+        self._warn_if_retries_outlive_retention()
 
         assets = runtime_assets()
         self.powertools_layer: lambda_.ILayerVersion = (
@@ -463,6 +464,8 @@ class AsyncJobApi(Construct):
             "ASYNC_JOB_TABLE_NAME": self.table.table_name,
             "POWERTOOLS_SERVICE_NAME": id,
             "POWERTOOLS_METRICS_NAMESPACE": self.metrics_namespace,
+            # Every function that ends a job sets its expiry: job_ttl from the end.
+            "ASYNC_JOB_TTL_SECONDS": str(int(self.job_ttl.to_seconds())),
             # Unless AWS calls are traced, the runtime builds no X-Ray tracer at all (a third of its cold start).
             **({} if self.tracing and self.trace_aws_calls else {"POWERTOOLS_TRACE_DISABLED": "true"}),
         }
@@ -509,7 +512,6 @@ class AsyncJobApi(Construct):
                 **common_env,
                 "ASYNC_JOB_HANDLER": handler,
                 "ASYNC_JOB_MAX_RECEIVE_COUNT": str(self.max_receive_count),
-        self._warn_if_retries_outlive_retention()
                 "ASYNC_JOB_RETRY_BASE_SECONDS": str(int(self.retry_base_delay.to_seconds())),
                 "ASYNC_JOB_RETRY_MAX_SECONDS": str(int(self.retry_max_delay.to_seconds())),
             },
@@ -528,8 +530,6 @@ class AsyncJobApi(Construct):
         # enqueued, Get to answer an idempotent replay.
         self.table.grant(self.submit_function, "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem")
         self.queue.grant(self.submit_function, "sqs:SendMessage")
-            # Every function that ends a job sets its expiry: job_ttl from the end.
-            "ASYNC_JOB_TTL_SECONDS": str(int(self.job_ttl.to_seconds())),
         if self.queue.encryption_master_key is not None:
             self.queue.encryption_master_key.grant(self.submit_function, "kms:GenerateDataKey", "kms:Decrypt")
         self.table.grant(self.status_function, "dynamodb:GetItem", "dynamodb:UpdateItem")  # read, cancel
@@ -645,6 +645,27 @@ class AsyncJobApi(Construct):
                 "can make them all time out. Keep batch_size=1 unless jobs are short.",
             )
 
+    def _warn_if_retries_outlive_retention(self) -> None:
+        """Warn when a job's attempts can take longer than SQS keeps its message (then the job is never run
+        again and stays QUEUED until its item expires)."""
+        durations = (self.timeout, self.visibility_timeout, self.retry_max_delay)
+        if Token.is_unresolved(self.max_receive_count) or any(d.is_unresolved() for d in durations):
+            return
+        per_attempt = max(
+            self.visibility_timeout.to_seconds(),
+            self.timeout.to_seconds() + self.retry_max_delay.to_seconds(),
+        )
+        longest = self.max_receive_count * per_attempt
+        if longest > QUEUE_RETENTION.to_seconds():
+            Annotations.of(self).add_warning_v2(
+                "async-job:retries-outlive-retention",
+                f"max_receive_count ({self.max_receive_count}) x the longest attempt (the larger of "
+                f"visibility_timeout and timeout + retry_max_delay: {Duration.seconds(per_attempt).to_human_string()}) "
+                f"is {Duration.seconds(longest).to_human_string()}, longer than SQS keeps a message "
+                f"({QUEUE_RETENTION.to_human_string()}): a job that keeps failing can lose its message before its "
+                "last attempt and never end. Lower max_receive_count or retry_max_delay.",
+            )
+
     def _validate_api(self) -> None:
         check_int_range("throttling_rate_limit", self.throttling_rate_limit, 1, 10000)
         check_int_range("throttling_burst_limit", self.throttling_burst_limit, 1, 5000)
@@ -710,27 +731,6 @@ class AsyncJobApi(Construct):
             dead_letter_queue = own_redrive.queue
             if max_receive_count is None:
                 max_receive_count = int(own_redrive.max_receive_count)
-    def _warn_if_retries_outlive_retention(self) -> None:
-        """Warn when a job's attempts can take longer than SQS keeps its message (then the job is never run
-        again and stays QUEUED until its item expires)."""
-        durations = (self.timeout, self.visibility_timeout, self.retry_max_delay)
-        if Token.is_unresolved(self.max_receive_count) or any(d.is_unresolved() for d in durations):
-            return
-        per_attempt = max(
-            self.visibility_timeout.to_seconds(),
-            self.timeout.to_seconds() + self.retry_max_delay.to_seconds(),
-        )
-        longest = self.max_receive_count * per_attempt
-        if longest > QUEUE_RETENTION.to_seconds():
-            Annotations.of(self).add_warning_v2(
-                "async-job:retries-outlive-retention",
-                f"max_receive_count ({self.max_receive_count}) x the longest attempt (the larger of "
-                f"visibility_timeout and timeout + retry_max_delay: {Duration.seconds(per_attempt).to_human_string()}) "
-                f"is {Duration.seconds(longest).to_human_string()}, longer than SQS keeps a message "
-                f"({QUEUE_RETENTION.to_human_string()}): a job that keeps failing can lose its message before its "
-                "last attempt and never end. Lower max_receive_count or retry_max_delay.",
-            )
-
         if dead_letter_queue is None or max_receive_count is None:
             raise PropValueError(
                 "queue",
