@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import threading
 from collections.abc import Mapping
 from typing import Any, Final
@@ -172,10 +171,11 @@ def local_name(*parts: str, limit: int = 80, suffix: str = "") -> str:
 
 
 class EmbeddedMotoBackend(Backend):
-    """moto's DynamoDB and SQS served on ``127.0.0.1:<free port>`` by a thread of this process.
+    """moto's DynamoDB and SQS served on ``127.0.0.1:<free port>`` by threads of this process.
 
-    Requests are answered with ``TCP_NODELAY`` (without it each keep-alive response waits ~40 ms for a delayed
-    ACK) and without moto's per-request log lines.
+    Every request runs atomically, one at a time (moto is not thread-safe), except that an SQS long poll waits
+    outside the lock: see ``async_job_local.serialised_moto``. Requests are answered with ``TCP_NODELAY`` and
+    without moto's per-request log lines. moto's state lives in this process: the jobs are gone once it ends.
 
     Example
     -------
@@ -185,55 +185,19 @@ class EmbeddedMotoBackend(Backend):
 
     def __init__(self, region: str = DEFAULT_REGION) -> None:
         # moto is imported only here: a runtime pointed at another endpoint never loads it.
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
-
-        class CachingDispatcher(DomainDispatcherApplication):
-            """moto's dispatcher, remembering which service a host name means (it lists moto's modules on
-            disk for every request otherwise: a quarter of the time of a small request)."""
-
-            def __init__(self) -> None:
-                super().__init__(create_backend_app)
-                self._backends: dict[str | None, Any] = {}
-
-            def get_backend_for_host(self, host: str | None) -> Any:
-                if host not in self._backends:
-                    self._backends[host] = super().get_backend_for_host(host)
-                return self._backends[host]
-
-        class NoDelayHandler(MotoRequestHandler):
-            def setup(self) -> None:
-                super().setup()
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-                return None
+        from async_job_local.moto_server import MotoServer
 
         self.region = region
         self.credentials = dict(FAKE_CREDENTIALS)
-        self._server = make_server(
-            "127.0.0.1",
-            0,
-            CachingDispatcher(),
-            threaded=True,
-            request_handler=NoDelayHandler,
-        )
-        self.endpoint_url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
-        self._thread.start()
+        self._server = MotoServer()
+        self.endpoint_url = self._server.url
         super().__init__()
 
     def describe(self) -> str:
         return f"moto, embedded ({self.endpoint_url}, region {self.region})"
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.close()
 
 
 class EndpointBackend(Backend):
