@@ -16,16 +16,32 @@ job handler module, ``load_fault_jobs.handle``; timeout 3 s, visibility timeout 
 then reads every accepted job over HTTP (``GET /jobs/{id}``) until it is terminal or ``--deadline`` seconds have
 passed since the last submission, and reconciles with a side channel the handler writes itself: each execution
 that returns appends its job id to a per-run file. Lost: accepted jobs not terminal by the deadline. Double
-completions: job ids appended more than once. It also checks that each SUCCEEDED job appears there exactly once
-and that no FAILED or CANCELLED one does, and that each job ended in its mode's expected state.
+completions: job ids appended more than once. Reruns after success: executions that started after an execution
+of the same job had returned (the plumbing running a handler that already succeeded). It also checks that each
+SUCCEEDED job appears there exactly once and that no FAILED or CANCELLED one does, and that each job ended in
+its mode's expected state.
+
+``--submit-mode`` chooses how jobs are submitted:
+
+    plain         one POST per job, no Idempotency-Key
+    keyed         one POST per job with a fresh Idempotency-Key, then the same POST again at once (a client
+                  whose answer was lost): both must answer 202 with the same job
+    replay-storm  as keyed, and ``--replays`` more replays of the same request from other threads while the job
+                  is queued or runs: every answer must be 202 with that job (or 409 while the first request is
+                  being recorded)
+
+A replay that answers another job id, or anything but 202/409, counts in ``replay_mismatches``.
 
 While it runs, the job queue's depth is sampled every 5 s (moto slows down as a queue deepens: keep the rate
 below what the runtime drains, about 12 plain jobs/s on 2 cores; faults add attempts). Loopback only; every
 loop is bounded in count and time. The last line is:
 
-    jobs=<n> lost=<n> double_completions=<n> succeeded=<n> failed=<n> cancelled=<n>
+    mode=<m> jobs=<n> lost=<n> double_completions=<n> reruns_after_success=<n> replay_mismatches=<n>
+    succeeded=<n> failed=<n> cancelled=<n>
 
     .venv/bin/python bench/load_faults.py --jobs 2000 --rate 7
+    .venv/bin/python bench/load_faults.py --jobs 2000 --rate 7 --submit-mode keyed
+    .venv/bin/python bench/load_faults.py --jobs 2000 --rate 5 --submit-mode replay-storm
 
 Exit code 0 when nothing was lost, nothing completed twice and every job ended as its mode expects; else 1.
 """
@@ -34,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import random
 import shutil
@@ -41,6 +58,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -82,6 +100,8 @@ def handle(payload: dict[str, Any], job: Any) -> dict[str, Any]:
     marker = directory / "runs" / job.job_id
     first = not marker.exists()
     marker.touch()
+    if (directory / "done" / job.job_id).exists():  # an execution of this job has already returned
+        _append(directory / "reruns", job.job_id)
     if mode == "transient" and first:
         raise RuntimeError("transient failure")
     if mode == "fail":
@@ -97,6 +117,7 @@ def handle(payload: dict[str, Any], job: Any) -> dict[str, Any]:
             if job.cancel_requested:
                 raise JobCancelledError("stopped on request")
             time.sleep(0.1)
+    (directory / "done" / job.job_id).touch()
     _append(directory / "completions", job.job_id)
     return {"mode": mode}
 
@@ -179,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
 
     side = Path(tempfile.mkdtemp(prefix="load-faults-"))
     (side / "runs").mkdir()
+    (side / "done").mkdir()
     completions_file = side / "completions"
     started = time.monotonic()
     runtime = LocalRuntimeProcess(HERE, "AsyncJobLoadFaults/Jobs", concurrency=args.concurrency)
@@ -191,22 +213,51 @@ def run(args: argparse.Namespace) -> int:
     accepted: dict[str, str] = {}  # job id -> mode
     rejected: collections.Counter[str] = collections.Counter()
     deletes: collections.Counter[int] = collections.Counter()
+    replies: collections.Counter[str] = collections.Counter()
+    mismatches: list[str] = []
+    replayers = ThreadPoolExecutor(max_workers=2 * args.clients)
     try:
 
-        def submit(mode: str) -> None:
+        def post(body: bytes, key: str | None) -> tuple[int, str | None]:
+            headers = {"Content-Type": "application/json"}
+            if key is not None:
+                headers["Idempotency-Key"] = key
+            response = client.request("POST", client.jobs_url, body, headers)
+            job_id = response.json().get("id") if response.status == 202 else None
+            return response.status, job_id
+
+        def replay(body: bytes, key: str, job_id: str) -> None:
             try:
-                response = client.submit({"mode": mode, "dir": str(side)})
+                status, replayed = post(body, key)
+            except OSError as error:
+                status, replayed = 0, type(error).__name__
+            with lock:
+                replies[str(status)] += 1
+                if status == 409:
+                    return
+                if status != 202 or replayed != job_id:
+                    mismatches.append(f"{job_id}: {status} {replayed}")
+
+        def submit(mode: str) -> None:
+            key = None if args.submit_mode == "plain" else str(uuid.uuid4())
+            body = json.dumps({"mode": mode, "dir": str(side)}).encode()
+            try:
+                status, job_id = post(body, key)
             except OSError as error:
                 with lock:
                     rejected[type(error).__name__] += 1
                 return
-            if response.status != 202:
+            if status != 202 or job_id is None:
                 with lock:
-                    rejected[str(response.status)] += 1
+                    rejected[str(status)] += 1
                 return
-            job_id = response.json()["id"]
             with lock:
                 accepted[job_id] = mode
+            if key is not None:
+                replay(body, key, job_id)  # the same request again at once, as a client whose answer was lost
+                if args.submit_mode == "replay-storm":
+                    for number in range(args.replays):
+                        replayers.submit(_later, number * 0.2, replay, body, key, job_id)
             if mode == "cancel":
                 time.sleep(CANCEL_AFTER_SECONDS)
                 try:
@@ -225,6 +276,7 @@ def run(args: argparse.Namespace) -> int:
                     time.sleep(delay)
                 pool.submit(submit, mode)
         submitted_in = time.monotonic() - t0
+        replayers.shutdown(wait=True)
         print(
             f"submitted {args.jobs} jobs in {submitted_in:.1f} s ({args.jobs / submitted_in:.1f}/s, "
             f"target {args.rate:g}/s) from {args.clients} client threads; accepted {len(accepted)}",
@@ -255,6 +307,7 @@ def run(args: argparse.Namespace) -> int:
                 time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
         elapsed = time.monotonic() - t0
     finally:
+        replayers.shutdown(wait=False, cancel_futures=True)
         if sampler is not None:
             sampler.stop()
         runtime.stop()
@@ -262,6 +315,7 @@ def run(args: argparse.Namespace) -> int:
     completions = (
         collections.Counter(completions_file.read_text().split()) if completions_file.exists() else {}
     )
+    reruns = (side / "reruns").read_text().split() if (side / "reruns").exists() else []
     states = collections.Counter(document["status"] for document in final.values())
     double = sorted(job_id for job_id, count in completions.items() if count > 1)
     succeeded_ids = [job_id for job_id, d in final.items() if d["status"] == "SUCCEEDED"]
@@ -289,6 +343,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"DELETE answers: {dict(sorted(deletes.items()))}")
     if rejected:
         print(f"rejected submissions: {dict(rejected)}")
+    if replies:
+        print(f"replay answers: {dict(sorted(replies.items()))}")
+    if mismatches:
+        print(f"replays answered otherwise: {mismatches[:10]}")
     print(
         f"reconciliation: SUCCEEDED without exactly one completion {len(not_once)}; FAILED/CANCELLED with a "
         f"completion {len(stray)}; unexpected terminal states {sum(unexpected.values())} {dict(unexpected)}"
@@ -296,13 +354,19 @@ def run(args: argparse.Namespace) -> int:
     if double:
         print(f"completed twice: {double[:10]}")
     print(
-        f"jobs={len(accepted)} lost={lost} double_completions={len(double)} succeeded={states['SUCCEEDED']} "
-        f"failed={states['FAILED']} cancelled={states['CANCELLED']}",
+        f"mode={args.submit_mode} jobs={len(accepted)} lost={lost} double_completions={len(double)} "
+        f"reruns_after_success={len(reruns)} replay_mismatches={len(mismatches)} "
+        f"succeeded={states['SUCCEEDED']} failed={states['FAILED']} cancelled={states['CANCELLED']}",
         flush=True,
     )
     shutil.rmtree(side, ignore_errors=True)
-    healthy = not (lost or double or not_once or stray or unexpected or rejected)
+    healthy = not (lost or double or not_once or stray or unexpected or rejected or mismatches or reruns)
     return 0 if healthy else 1
+
+
+def _later(delay: float, function: Any, *args: Any) -> None:
+    time.sleep(delay)
+    function(*args)
 
 
 def main() -> int:
@@ -322,6 +386,15 @@ def main() -> int:
         "--concurrency", type=int, default=8, help="worker pollers of the runtime (default: 8)"
     )
     parser.add_argument("--seed", type=int, default=4, help="seed of the mix's random order (default: 4)")
+    parser.add_argument(
+        "--submit-mode",
+        choices=("plain", "keyed", "replay-storm"),
+        default="plain",
+        help="how jobs are submitted (default: plain; see above)",
+    )
+    parser.add_argument(
+        "--replays", type=int, default=5, help="replays per job in replay-storm mode (default: 5)"
+    )
     parser.add_argument("--cdk-app", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cdk_app:
