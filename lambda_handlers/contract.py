@@ -1,0 +1,93 @@
+"""The contract between the construct, the runtime and the local runtime: names and limits typed out once.
+
+Standard library only: ``async_job_construct`` (at synth), ``lambda_handlers`` (in Lambda) and
+``async_job_local`` (reading a synthesized template) all import it, so an environment variable, a metadata key,
+a header or a limit cannot drift between the three. ``docs/design.md`` describes what each one means.
+
+Examples
+--------
+>>> from lambda_handlers import contract
+>>> contract.Env.TABLE_NAME
+'ASYNC_JOB_TABLE_NAME'
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+__all__ = [
+    "DEFAULT_JOB_TYPE",
+    "IDEMPOTENCY_KEY_HEADER",
+    "JOB_TYPE_NAME",
+    "MAX_PAYLOAD_BYTES_LIMIT",
+    "MAX_VISIBILITY_SECONDS",
+    "METADATA_KEY",
+    "PRINCIPAL_HEADER",
+    "REPLAYED_HEADER",
+    "Env",
+    "Role",
+]
+
+
+class Env:
+    """The functions' environment variables (read and validated once, at import, by ``lambda_handlers.config``)."""
+
+    #: All: the status table (a name or an ARN).
+    TABLE_NAME: Final = "ASYNC_JOB_TABLE_NAME"
+    #: All: how long a job stays readable after it ends, seconds.
+    TTL_SECONDS: Final = "ASYNC_JOB_TTL_SECONDS"
+    #: Submit: the job queue (one job type).
+    QUEUE_URL: Final = "ASYNC_JOB_QUEUE_URL"
+    #: Submit: the largest accepted request body, bytes.
+    MAX_PAYLOAD_BYTES: Final = "ASYNC_JOB_MAX_PAYLOAD_BYTES"
+    #: Submit: ``true`` refuses a POST without ``Idempotency-Key``.
+    IDEMPOTENCY_KEY_REQUIRED: Final = "ASYNC_JOB_IDEMPOTENCY_KEY_REQUIRED"
+    #: Submit, status: the ``Retry-After`` advised while a job is not finished, seconds.
+    RETRY_AFTER_SECONDS: Final = "ASYNC_JOB_RETRY_AFTER_SECONDS"
+    #: Status (optional): JSON list of identities that may read every job.
+    OPERATORS: Final = "ASYNC_JOB_OPERATORS"
+    #: Worker: the team's handler, ``module.function``.
+    HANDLER: Final = "ASYNC_JOB_HANDLER"
+    #: Worker, dead-letter: receives before a message is dead-lettered (the last attempt).
+    MAX_RECEIVE_COUNT: Final = "ASYNC_JOB_MAX_RECEIVE_COUNT"
+    #: Worker (optional): the first retry's delay cap, doubled per attempt, seconds.
+    RETRY_BASE_SECONDS: Final = "ASYNC_JOB_RETRY_BASE_SECONDS"
+    #: Worker (optional): the cap of every retry delay, seconds.
+    RETRY_MAX_SECONDS: Final = "ASYNC_JOB_RETRY_MAX_SECONDS"
+    #: Worker: the name of the job type it runs.
+    JOB_TYPE: Final = "ASYNC_JOB_TYPE"
+    #: Submit, dead-letter: JSON object of every job type of the API, name -> settings
+    #: (``{"reports": {"queueUrl": "...", "maxPayloadBytes": 262144, "maxReceiveCount": 3}}``).
+    JOB_TYPES: Final = "ASYNC_JOB_TYPES"
+
+
+class Role:
+    """What a resource is to an API, in its template metadata ``{METADATA_KEY: {"api": path, "role": ...}}``."""
+
+    API: Final = "api"
+    TABLE: Final = "table"
+    SUBMIT: Final = "submit"
+    STATUS: Final = "status"
+    WORKER: Final = "worker"
+    DEAD_LETTER: Final = "dead-letter"
+    QUEUE: Final = "queue"
+    DEAD_LETTER_QUEUE: Final = "dead-letter-queue"
+
+
+#: The template metadata key that marks an API's resources (read by the local runtime).
+METADATA_KEY: Final = "AsyncJob"
+#: The local runtime's caller header (it plays the SigV4 identity).
+PRINCIPAL_HEADER: Final = "X-Async-Job-Principal"
+#: The request header that makes ``POST`` safe to retry (IETF httpapi draft).
+IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
+#: The response header of a ``202`` that answers an earlier request with the same key.
+REPLAYED_HEADER: Final = "Idempotent-Replayed"
+#: The largest request body: SQS's 1 MiB message less the message envelope.
+MAX_PAYLOAD_BYTES_LIMIT: Final = 1_047_552
+#: SQS's longest visibility timeout (and so the longest retry delay), seconds.
+MAX_VISIBILITY_SECONDS: Final = 43_200
+#: A job type's name: it is a path segment (``POST /{name}``) and a metric dimension.
+JOB_TYPE_NAME: Final = re.compile(r"[a-z][a-z0-9-]{0,39}")
+#: The type of an API built with one handler (``AsyncJobApi(handler=..., code=...)``), submitted at ``POST /jobs``.
+DEFAULT_JOB_TYPE: Final = "jobs"
