@@ -19,13 +19,17 @@ from typing import Final
 __all__ = [
     "DEFAULT_JOB_TYPE",
     "IDEMPOTENCY_KEY_HEADER",
+    "JOB_TYPE_ATTRIBUTE",
+    "JOB_TYPE_DIMENSION",
     "JOB_TYPE_NAME",
     "MAX_PAYLOAD_BYTES_LIMIT",
     "MAX_VISIBILITY_SECONDS",
     "METADATA_KEY",
     "PRINCIPAL_HEADER",
     "REPLAYED_HEADER",
+    "UNKNOWN_JOB_TYPE",
     "Env",
+    "JobTypeKey",
     "Role",
 ]
 
@@ -62,6 +66,17 @@ class Env:
     JOB_TYPES: Final = "ASYNC_JOB_TYPES"
 
 
+class JobTypeKey:
+    """The keys of one job type's settings in ``Env.JOB_TYPES`` (every one required)."""
+
+    #: The type's job queue (an SQS queue URL).
+    QUEUE_URL: Final = "queueUrl"
+    #: The largest request body ``POST /{type}`` accepts, bytes (1 to ``MAX_PAYLOAD_BYTES_LIMIT``).
+    MAX_PAYLOAD_BYTES: Final = "maxPayloadBytes"
+    #: Receives before the type's messages are dead-lettered (its attempts), 1 to 1000.
+    MAX_RECEIVE_COUNT: Final = "maxReceiveCount"
+
+
 class Role:
     """What a resource is to an API, in its template metadata ``{METADATA_KEY: {"api": path, "role": ...}}``."""
 
@@ -91,3 +106,10 @@ MAX_VISIBILITY_SECONDS: Final = 43_200
 JOB_TYPE_NAME: Final = re.compile(r"[a-z][a-z0-9-]{0,39}")
 #: The type of an API built with one handler (``AsyncJobApi(handler=..., code=...)``), submitted at ``POST /jobs``.
 DEFAULT_JOB_TYPE: Final = "jobs"
+#: The status-table item attribute (S) that holds a job's type; an item without it is of ``DEFAULT_JOB_TYPE``.
+JOB_TYPE_ATTRIBUTE: Final = "jobType"
+#: The metric dimension that holds the job type (beside Powertools' ``service``) on every metric.
+JOB_TYPE_DIMENSION: Final = "jobType"
+#: The ``jobType`` dimension of a metric about a message whose job type cannot be known (a malformed message
+#: on a dead-letter queue); no job type can be named so (``JOB_TYPE_NAME``).
+UNKNOWN_JOB_TYPE: Final = "(unknown)"
