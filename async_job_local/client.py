@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
+from lambda_handlers.contract import PRINCIPAL_HEADER
+
 __all__ = ["TERMINAL_STATUSES", "HttpResponse", "JobClient", "JobClientError"]
 
 TERMINAL_STATUSES: Final = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
-PRINCIPAL_HEADER: Final = "X-Async-Job-Principal"
 
 
 class JobClientError(RuntimeError):

@@ -8,7 +8,6 @@ queues resolved to the local ones); its SQS event source mappings get pollers; i
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,9 +22,9 @@ from async_job_local.assembly import (
     FunctionSpec,
     StackSpec,
     UnresolvableError,
-    resolve_intrinsic,
 )
 from async_job_local.backend import Backend, EmbeddedMotoBackend, LocalQueue, local_name
+from async_job_local.environment import lambda_reserved_environment, resolve_environment
 from async_job_local.functions import SANDBOX, FunctionLogs, LocalFunction
 from async_job_local.poller import SqsEventSource
 from async_job_local.server import (
@@ -299,36 +298,12 @@ class LocalRuntime:
             return self.functions[key]
         own = self._resource(stack, spec.logical_id)
         name = own.attributes[None]
-        lookup = self._lookup(stack)
-        variables: dict[str, str] = {}
-        for variable, value in spec.environment.items():
-            try:
-                variables[variable] = resolve_intrinsic(value, lookup)
-            except UnresolvableError as error:
-                self._warn(
-                    f"{stack.stack_name}/{spec.logical_id}: environment variable {variable} dropped: {error}"
-                )
-        reserved = {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "LANG": "C.UTF-8",
-            "TZ": ":UTC",
-            "LAMBDA_TASK_ROOT": str(spec.code_dir),
-            "LAMBDA_RUNTIME_DIR": str(SANDBOX.parent),
-            "_HANDLER": spec.handler,
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
-            "AWS_LAMBDA_FUNCTION_NAME": name,
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_size),
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
-            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-            # No X-Ray daemon locally; and no ~/.aws files: the function sees only what Lambda would give it.
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        }
-        if spec.log_format is not None:
-            reserved["AWS_LAMBDA_LOG_FORMAT"] = spec.log_format
+        variables = resolve_environment(
+            spec.environment,
+            self._lookup(stack),
+            lambda message: self._warn(f"{stack.stack_name}/{spec.logical_id}: {message}"),
+        )
+        reserved = lambda_reserved_environment(spec, name, str(SANDBOX.parent))
         function = LocalFunction(
             name,
             spec,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
-import fnmatch
 import io
 import json
 import re
@@ -34,15 +33,25 @@ import time
 import traceback
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Final, NoReturn, cast
-from urllib.parse import parse_qsl, unquote, urlsplit
+from typing import Any, Final, cast
+from urllib.parse import urlsplit
 
-from async_job_local.assembly import ApiSpec, GatewayResponseSpec, RouteSpec
 from async_job_local.framing import MalformedRequestError, read_body
 from async_job_local.functions import InvokeResult, LocalFunction
+from async_job_local.gateway_responses import render_gateway_response
+from async_job_local.local_problems import MAX_REQUEST_LINE, local_problem, no_such_api_problem
+from async_job_local.proxy import (
+    GatewayIdentity,
+    IncomingRequest,
+    proxy_event,
+    proxy_response,
+    request_context,
+)
+from async_job_local.request_checks import gateway_rejection, schema_errors
+from async_job_local.routing import LocalApi, LocalRoute
+from lambda_handlers.contract import PRINCIPAL_HEADER
 
 __all__ = [
     "DEFAULT_PRINCIPAL",
@@ -54,8 +63,9 @@ __all__ = [
     "render_gateway_response",
     "schema_errors",
 ]
+# LocalApi, LocalRoute, render_gateway_response and schema_errors live in routing, gateway_responses and
+# request_checks; they are re-exported here, where they were first.
 
-PRINCIPAL_HEADER: Final = "X-Async-Job-Principal"
 DEFAULT_PRINCIPAL: Final = "local-user"
 #: API Gateway's limits: the integration timeout and the largest request payload.
 INTEGRATION_TIMEOUT: Final = 29.0
@@ -69,232 +79,8 @@ IDLE_TIMEOUT: Final = 60.0
 LINGER_SECONDS: Final = 2.0
 LINGER_MAX_BYTES: Final = 16 * 1024 * 1024
 #: http.server's limits: the request line, and each header line.
-MAX_REQUEST_LINE: Final = 65536
 #: RFC 9110 section 5.6.2: a method is a token.
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-#: The problems this server answers itself, by status: (type slug, title, how to send the request instead).
-_SERVER_PROBLEMS: Final[Mapping[int, tuple[str, str, str]]] = {
-    400: (
-        "local-malformed-request",
-        "Malformed HTTP request",
-        "Send HTTP/1.1: a request line (METHOD /path HTTP/1.1), header lines, an empty line, then the body.",
-    ),
-    408: ("local-request-timeout", "Request timed out", ""),
-    414: (
-        "local-request-line-too-long",
-        "Request line too long",
-        f"Keep the request line (method, path and query) under {MAX_REQUEST_LINE} bytes.",
-    ),
-    431: (
-        "local-header-fields-too-large",
-        "Request header fields too large",
-        f"Send at most 100 header fields, each line under {MAX_REQUEST_LINE} bytes.",
-    ),
-    500: (
-        "local-internal-error",
-        "Local runtime error",
-        "This is a bug of the local runtime; its log has the trace.",
-    ),
-    505: ("local-http-version-not-supported", "HTTP version not supported", "Send HTTP/1.1 (or HTTP/1.0)."),
-}
-_ERROR_TYPES: Final[Mapping[str, str]] = {
-    "MISSING_AUTHENTICATION_TOKEN": "MissingAuthenticationTokenException",
-    "UNAUTHORIZED": "UnauthorizedException",
-    "INVALID_API_KEY": "ForbiddenException",
-    "BAD_REQUEST_BODY": "BadRequestException",
-    "BAD_REQUEST_PARAMETERS": "BadRequestException",
-    "INTEGRATION_FAILURE": "InternalServerErrorException",
-    "DEFAULT_5XX": "InternalServerErrorException",
-}
-
-
-@dataclass(frozen=True)
-class LocalRoute:
-    """A method of an API (``spec``), served by ``function`` (None for a ``MOCK`` integration)."""
-
-    spec: RouteSpec
-    function: LocalFunction | None
-    pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
-    literal_segments: int = field(init=False, repr=False, compare=False)
-
-    @property
-    def resource_path(self) -> str:
-        """Its resource, like ``/jobs/{id}``."""
-        return self.spec.resource_path
-
-    @property
-    def http_method(self) -> str:
-        """Its method (or ``ANY``)."""
-        return self.spec.http_method
-
-    def __post_init__(self) -> None:
-        parts = []
-        literal = 0
-        for segment in self.resource_path.strip("/").split("/") if self.resource_path != "/" else []:
-            greedy = re.fullmatch(r"\{(\w+)\+\}", segment)
-            param = re.fullmatch(r"\{(\w+)\}", segment)
-            if greedy:
-                parts.append(f"(?P<{greedy.group(1)}>.+)")
-            elif param:
-                parts.append(f"(?P<{param.group(1)}>[^/]+)")
-            else:
-                parts.append(re.escape(segment))
-                literal += 1
-        object.__setattr__(self, "pattern", re.compile("^/" + "/".join(parts) + "$"))
-        object.__setattr__(self, "literal_segments", literal)
-
-
-_JSON_TYPES: Final[Mapping[type, str]] = {
-    dict: "object",
-    list: "array",
-    str: "string",
-    bool: "boolean",
-    int: "integer",
-    float: "number",
-    type(None): "null",
-}
-
-
-def schema_errors(schema: Mapping[str, Any], instance: Any) -> list[str]:
-    """Check ``instance`` against a JSON schema (draft 4: ``type``, ``required``, ``properties``).
-
-    The messages are those of the validator API Gateway uses, e.g. ``instance type (array) does not match any
-    allowed primitive type (allowed: ["object"])``. Other keywords are not checked locally.
-    """
-    kind = _JSON_TYPES.get(type(instance), "object")
-    allowed = schema.get("type")
-    if allowed is not None:
-        allowed_list = [allowed] if isinstance(allowed, str) else list(allowed)
-        if kind not in allowed_list and not (kind == "integer" and "number" in allowed_list):
-            names = ",".join(json.dumps(a) for a in sorted(allowed_list))
-            return [f"instance type ({kind}) does not match any allowed primitive type (allowed: [{names}])"]
-    errors = []
-    if isinstance(instance, dict):
-        missing = sorted(name for name in schema.get("required", []) if name not in instance)
-        if missing:
-            errors.append(
-                f"object has missing required properties ([{','.join(json.dumps(m) for m in missing)}])"
-            )
-        for name, subschema in schema.get("properties", {}).items():
-            if name in instance and isinstance(subschema, Mapping):
-                errors.extend(schema_errors(subschema, instance[name]))
-    return errors
-
-
-@dataclass
-class LocalApi:
-    """One API as served locally: its routes and gateway responses, under ``/<prefix>``."""
-
-    spec: ApiSpec
-    routes: list[LocalRoute]
-    base_url: str = ""
-
-    @property
-    def prefix(self) -> str:
-        """The path prefix (the local stage)."""
-        return self.spec.slug
-
-    @property
-    def jobs_url(self) -> str:
-        """``POST`` here to submit a job."""
-        return f"{self.base_url}/jobs"
-
-    def match(self, method: str, path: str) -> tuple[LocalRoute, dict[str, str]] | None:
-        """The route for ``method`` and ``path`` (API Gateway's precedence: literal segments, then ``ANY``)."""
-        candidates = []
-        for route in self.routes:
-            found = route.pattern.match(path)
-            if found and route.http_method in (method, "ANY"):
-                candidates.append((route.literal_segments, route.http_method == method, route, found))
-        if not candidates:
-            return None
-        _, _, route, found = max(candidates, key=lambda c: (c[0], c[1]))
-        return route, {name: unquote(value) for name, value in found.groupdict().items()}
-
-
-def _context_variables(context: Mapping[str, Any], response_type: str, message: str) -> dict[str, str]:
-    identity = context.get("identity", {})
-    return {
-        "context.error.responseType": response_type,
-        "context.error.message": message,
-        "context.error.messageString": json.dumps(message),
-        "context.requestId": context.get("requestId", ""),
-        "context.extendedRequestId": context.get("extendedRequestId", ""),
-        "context.stage": context.get("stage", ""),
-        "context.path": context.get("path", ""),
-        "context.resourcePath": context.get("resourcePath", ""),
-        "context.httpMethod": context.get("httpMethod", ""),
-        "context.domainName": context.get("domainName", ""),
-        "context.accountId": context.get("accountId", ""),
-        "context.apiId": context.get("apiId", ""),
-        "context.identity.sourceIp": identity.get("sourceIp") or "",
-        "context.identity.userArn": identity.get("userArn") or "",
-        "context.identity.caller": identity.get("caller") or "",
-        "context.identity.userAgent": identity.get("userAgent") or "",
-    }
-
-
-def _render_template(template: str, variables: Mapping[str, str]) -> str:
-    """Substitute ``$context...`` references (the VTL a gateway response template may use)."""
-
-    def substitute(match: re.Match[str]) -> str:
-        name = match.group("braced") or match.group("plain")
-        trailing = ""
-        while name not in variables and name.endswith("."):
-            name, trailing = name[:-1], "." + trailing
-        if name not in variables:
-            return match.group(0)
-        return variables[name] + trailing
-
-    return re.sub(r"\$!?(?:\{(?P<braced>context[\w.]*)\}|(?P<plain>context[\w.]*))", substitute, template)
-
-
-def render_gateway_response(
-    responses: Mapping[str, GatewayResponseSpec],
-    response_type: str,
-    status: int,
-    message: str,
-    request_context: Mapping[str, Any],
-    request_headers: Mapping[str, str],
-    variables: Mapping[str, str] | None = None,
-) -> tuple[int, dict[str, str], bytes]:
-    """What API Gateway answers itself for ``response_type`` (status, headers, body).
-
-    The API's ``GatewayResponse`` of that type applies, else its ``DEFAULT_4XX``/``DEFAULT_5XX`` one, else
-    API Gateway's built-in ``{"message": ...}``. A status code set on the default response applies to every
-    type it covers.
-
-    Example
-    -------
-    >>> render_gateway_response(api.gateway_responses, "MISSING_AUTHENTICATION_TOKEN", 403,
-    ...                         "Missing Authentication Token", context, {})[0]
-    403
-    """
-    default = responses.get(f"DEFAULT_{status // 100}XX")
-    spec = responses.get(response_type, default)
-    if spec is not None and spec.status_code is not None:
-        status = int(spec.status_code)
-    elif default is not None and default.status_code is not None:
-        status = int(default.status_code)
-    headers = {"Content-Type": "application/json"}
-    body = json.dumps({"message": message}).encode()
-    if spec is not None:
-        variables = {**_context_variables(request_context, response_type, message), **(variables or {})}
-        template = spec.templates.get("application/json") or next(iter(spec.templates.values()), None)
-        if template is not None:
-            body = _render_template(template, variables).encode()
-        lowered = {k.lower(): v for k, v in request_headers.items()}
-        for key, value in spec.parameters.items():
-            if not key.startswith("gatewayresponse.header."):
-                continue
-            name = key.removeprefix("gatewayresponse.header.")
-            if value.startswith("'") and value.endswith("'"):
-                headers[name] = value[1:-1]
-            elif value.startswith("method.request.header."):
-                headers[name] = lowered.get(value.removeprefix("method.request.header.").lower(), "")
-    if response_type in _ERROR_TYPES:
-        headers["x-amzn-ErrorType"] = _ERROR_TYPES[response_type]
-    return status, headers, body
 
 
 class GatewayServer:
@@ -341,6 +127,7 @@ class GatewayServer:
         address = self._httpd.server_address
         self.host: str = address[0] if isinstance(address[0], str) else address[0].decode()
         self.port: int = int(address[1])
+        self.identity = GatewayIdentity(account_id=account_id, host=self.host, port=self.port)
         display_host = f"[{self.host}]" if ":" in str(self.host) else self.host
         for api in apis:
             api.base_url = f"http://{display_host}:{self.port}/{api.prefix}"
@@ -513,12 +300,27 @@ class _Handler(BaseHTTPRequestHandler):
         if api is None:
             self._send_not_an_api(raw_path)
             return
+        request = IncomingRequest(
+            method=self.command,
+            path=raw_path,
+            query=split.query,
+            headers=self.headers,
+            client_ip=str(self.client_address[0]),
+            protocol=self.request_version,
+        )
         resource_path = "/" + rest
         matched = api.match(self.command, resource_path)
         route = matched[0] if matched else None
         principal = (self.headers.get(PRINCIPAL_HEADER) or "").strip() or gateway.default_principal
-        context = self._request_context(
-            api, route, raw_path, request_id, request_time, request_epoch, principal
+        context = request_context(
+            request,
+            api.spec,
+            route.spec if route is not None else None,
+            gateway=gateway.identity,
+            request_id=request_id,
+            request_time=request_time,
+            request_epoch=request_epoch,
+            principal=principal,
         )
         if body is None:
             self._send_gateway_response(api, context, "REQUEST_TOO_LARGE", 413, "Request Too Long")
@@ -529,7 +331,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         route, path_parameters = matched
-        rejection = self._gateway_checks(route, split.query, body)
+        rejection = gateway_rejection(
+            route.spec, self.headers, split.query, body, default_principal=gateway.default_principal
+        )
         if rejection is not None:
             self._send_gateway_response(api, context, *rejection)
             return
@@ -537,14 +341,23 @@ class _Handler(BaseHTTPRequestHandler):
             assert route.spec.mock is not None
             self._send(route.spec.mock.status_code, dict(route.spec.mock.headers), b"", request_id)
             return
-        event = self._proxy_event(api, route, resource_path, split.query, path_parameters, body, context)
+        event = proxy_event(
+            request,
+            api.spec,
+            route.spec,
+            resource_path=resource_path,
+            path_parameters=path_parameters,
+            body=body,
+            context=context,
+            port=gateway.port,
+        )
         result = self._invoke(route.function, event)
         if result is None:
             self._send_gateway_response(
                 api, context, "INTEGRATION_TIMEOUT", 504, "Endpoint request timed out"
             )
             return
-        response = _proxy_response(result)
+        response = proxy_response(result)
         if response is None:
             # A function error is INTEGRATION_FAILURE (so deployed access logs show it); a malformed proxy
             # response ("Execution failed due to configuration error") is left to the 5XX default.
@@ -553,180 +366,6 @@ class _Handler(BaseHTTPRequestHandler):
             return
         status, response_headers, response_body = response
         self._send(status, response_headers, response_body, request_id)
-
-    def _authentication_rejection(
-        self, route: LocalRoute
-    ) -> tuple[str, int, str, Mapping[str, str] | None] | None:
-        """An empty principal header names nobody: refused as API Gateway refuses missing credentials.
-
-        Under IAM authorization that is ``403 MISSING_AUTHENTICATION_TOKEN`` (a request without a usable
-        signature), under Cognito or a custom authorizer ``401 UNAUTHORIZED`` (no usable token). Without
-        authorization the header means nothing, as deployed. No header at all is the default caller.
-        """
-        value = self.headers.get(PRINCIPAL_HEADER)
-        if value is None or value.strip():
-            return None
-        fix = (
-            f"the {PRINCIPAL_HEADER} header is empty. Name the caller in it, or send no such header to call as "
-            f"the default caller ({self.server.gateway.default_principal})."
-        )
-        if route.spec.authorization_type == "AWS_IAM":
-            return "MISSING_AUTHENTICATION_TOKEN", 403, f"Missing Authentication Token: {fix}", None
-        if route.spec.authorization_type in ("COGNITO_USER_POOLS", "CUSTOM"):
-            return "UNAUTHORIZED", 401, f"Unauthorized: {fix}", None
-        return None
-
-    def _gateway_checks(
-        self, route: LocalRoute, query: str, body: bytes
-    ) -> tuple[str, int, str, Mapping[str, str] | None] | None:
-        """What API Gateway rejects before the integration: missing credentials, a missing API key or
-        parameters, a body its request model rejects."""
-        rejection = self._authentication_rejection(route)
-        if rejection is not None:
-            return rejection
-        if route.spec.api_key_required and not self.headers.get("x-api-key"):
-            return "INVALID_API_KEY", 403, "Forbidden", None
-        present_queries = {name for name, _ in parse_qsl(query, keep_blank_values=True)}
-        missing = [
-            name.partition(".")[2]
-            for name in route.spec.required_parameters
-            if (name.startswith("header.") and self.headers.get(name.partition(".")[2]) is None)
-            or (name.startswith("querystring.") and name.partition(".")[2] not in present_queries)
-        ]
-        if missing:
-            return (
-                "BAD_REQUEST_PARAMETERS",
-                400,
-                f"Missing required request parameters: [{', '.join(missing)}]",
-                None,
-            )
-        content_type = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
-        schema = route.spec.body_schemas.get(content_type, route.spec.body_schemas.get("$default"))
-        if schema is None:
-            return None
-        try:
-            instance = _parse_json(body) if body.strip() else {}  # API Gateway validates no body as {}
-        except RecursionError:
-            return None  # nested deeper than Python parses: the function decides (its own 400)
-        except ValueError as error:
-            errors = [f"Invalid JSON: {error}"]
-        else:
-            errors = schema_errors(schema, instance)
-        if not errors:
-            return None
-        validation = json.dumps("[" + ", ".join(errors) + "]")[1:-1]
-        return (
-            "BAD_REQUEST_BODY",
-            400,
-            "Invalid request body",
-            {"context.error.validationErrorString": validation},
-        )
-
-    def _request_context(
-        self,
-        api: LocalApi,
-        route: LocalRoute | None,
-        raw_path: str,
-        request_id: str,
-        request_time: str,
-        request_epoch: int,
-        principal: str,
-    ) -> dict[str, Any]:
-        gateway = self.server.gateway
-        authorization = route.spec.authorization_type if route is not None else "NONE"
-        user = principal.rsplit("/", 1)[-1] if principal.startswith("arn:") else principal
-        user_arn = (
-            principal if principal.startswith("arn:") else f"arn:aws:iam::{gateway.account_id}:user/{user}"
-        )
-        iam = authorization == "AWS_IAM"
-        identity = {
-            "cognitoIdentityPoolId": None,
-            "accountId": gateway.account_id if iam else None,
-            "cognitoIdentityId": None,
-            "caller": user if iam else None,
-            "sourceIp": self.client_address[0],
-            "principalOrgId": None,
-            "accessKey": "ASIALOCALACCESSKEY00" if iam else None,
-            "cognitoAuthenticationType": None,
-            "cognitoAuthenticationProvider": None,
-            "userArn": user_arn if iam else None,
-            "userAgent": self.headers.get("User-Agent"),
-            "user": user if iam else None,
-        }
-        api_key = self.headers.get("x-api-key")
-        if route is not None and route.spec.api_key_required and api_key:
-            identity["apiKey"] = api_key
-            identity["apiKeyId"] = "local" + uuid.uuid5(uuid.NAMESPACE_OID, api_key).hex[:10]
-        context: dict[str, Any] = {
-            "resourceId": uuid.uuid5(uuid.NAMESPACE_URL, route.resource_path).hex[:6] if route else "",
-            "resourcePath": route.resource_path if route else raw_path,
-            "httpMethod": self.command,
-            "extendedRequestId": base64.b64encode(secrets.token_bytes(12)).decode()[:16],
-            "requestTime": request_time,
-            "path": raw_path,
-            "accountId": gateway.account_id,
-            "protocol": self.request_version,
-            "stage": api.prefix,
-            "domainPrefix": "127",
-            "requestTimeEpoch": request_epoch,
-            "requestId": request_id,
-            "identity": identity,
-            "domainName": self.headers.get("Host") or f"{gateway.host}:{gateway.port}",
-            "apiId": api.spec.rest_api.lower()[:10],
-        }
-        if authorization == "CUSTOM":
-            context["authorizer"] = {"principalId": principal, "integrationLatency": 0}
-        elif authorization == "COGNITO_USER_POOLS":
-            context["authorizer"] = {"claims": {"sub": principal, "cognito:username": principal}}
-        return context
-
-    def _proxy_event(
-        self,
-        api: LocalApi,
-        route: LocalRoute,
-        path: str,
-        query: str,
-        path_parameters: dict[str, str],
-        body: bytes,
-        context: dict[str, Any],
-    ) -> dict[str, Any]:
-        gateway = self.server.gateway
-        multi_headers: dict[str, list[str]] = {}
-        for name, value in self.headers.items():
-            multi_headers.setdefault(name, []).append(value)
-        client_ip = self.client_address[0]
-        multi_headers["X-Forwarded-For"] = [client_ip]
-        multi_headers["X-Forwarded-Port"] = [str(gateway.port)]
-        multi_headers["X-Forwarded-Proto"] = ["http"]
-        multi_headers["X-Amzn-Trace-Id"] = [f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"]
-        headers = {name: values[-1] for name, values in multi_headers.items()}
-        multi_query: dict[str, list[str]] = {}
-        for name, value in parse_qsl(query, keep_blank_values=True):
-            multi_query.setdefault(name, []).append(value)
-        content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
-        binary = any(fnmatch.fnmatch(content_type, pattern) for pattern in api.spec.binary_media_types)
-        text: str | None = None  # API Gateway passes no body as null
-        encoded = False
-        if body:
-            # Bytes that are not UTF-8 are passed base64-encoded, never altered (a replacement character would).
-            with contextlib.suppress(UnicodeDecodeError):
-                text = None if binary else body.decode("utf-8")
-            if text is None:
-                text, encoded = base64.b64encode(body).decode(), True
-        return {
-            "resource": route.resource_path,
-            "path": path,
-            "httpMethod": self.command,
-            "headers": headers,
-            "multiValueHeaders": multi_headers,
-            "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
-            "multiValueQueryStringParameters": multi_query or None,
-            "pathParameters": path_parameters or None,
-            "stageVariables": None,
-            "requestContext": context,
-            "body": text,
-            "isBase64Encoded": encoded,
-        }
 
     def _invoke(self, function: LocalFunction, event: dict[str, Any]) -> InvokeResult | None:
         """Invoke the function; None when it runs past API Gateway's 29 s (it keeps running, as in AWS)."""
@@ -784,13 +423,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_local_problem(self, status: HTTPStatus, detail: str) -> None:
         """A problem this server answers itself (``local-*``), closing the connection after it."""
-        slug, title, fix = _SERVER_PROBLEMS.get(status, (f"local-http-{status.value}", status.phrase, ""))
-        problem = {
-            "type": f"urn:async-job:problem:{slug}",
-            "title": title,
-            "status": status.value,
-            "detail": f"{detail.rstrip('.')}. {fix}".strip(),
-        }
+        problem = local_problem(status, detail)
         self.close_connection = True
         self._linger = True
         self._send(
@@ -802,54 +435,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_not_an_api(self, path: str) -> None:
         gateway = self.server.gateway
-        urls = [api.jobs_url for api in gateway.apis.values()]
-        problem = {
-            "type": "urn:async-job:problem:local-no-such-api",
-            "title": "No API is served at this path",
-            "status": 404,
-            "detail": f"{path} is not under an API prefix of this local runtime; its APIs: {', '.join(urls)}",
-        }
+        problem = no_such_api_problem(path, [api.jobs_url for api in gateway.apis.values()])
         self._send(
             404,
             {"Content-Type": "application/problem+json"},
             json.dumps(problem).encode(),
             str(uuid.uuid4()),
         )
-
-
-def _parse_json(body: bytes) -> Any:
-    """``body`` as JSON the way API Gateway's validator reads it: UTF-8 strictly (no surrogates either), no
-    ``NaN`` or ``Infinity``. Raises ``ValueError`` (``UnicodeDecodeError`` included), or ``RecursionError``."""
-    return json.loads(body.decode("utf-8"), parse_constant=_not_json)
-
-
-def _not_json(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def _proxy_response(result: InvokeResult) -> tuple[int, dict[str, list[str]], bytes] | None:
-    """The HTTP response of a Lambda proxy result, or None where API Gateway answers 502."""
-    if not result.ok or not isinstance(result.payload, Mapping):
-        return None
-    payload = result.payload
-    status = payload.get("statusCode")
-    if isinstance(status, str) and status.isdigit():
-        status = int(status)
-    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
-        return None
-    body = payload.get("body")
-    if body is not None and not isinstance(body, str):
-        return None
-    headers: dict[str, list[str]] = {}
-    for name, value in (payload.get("headers") or {}).items():
-        headers[name] = [str(value)]
-    for name, values in (payload.get("multiValueHeaders") or {}).items():
-        if not isinstance(values, list):
-            return None
-        headers.setdefault(name, [])
-        headers[name] = [*headers[name], *(str(v) for v in values if str(v) not in headers[name])]
-    try:
-        data = base64.b64decode(body) if payload.get("isBase64Encoded") and body else (body or "").encode()
-    except ValueError:
-        return None
-    return status, headers, data

@@ -1,0 +1,305 @@
+"""The ``AsyncJobApi`` constructs of a stack, read from its template: their functions, routes and responses.
+
+The construct marks each of its resources with template metadata
+``{"AsyncJob": {"api": "<construct path>", "role": "..."}}`` (``lambda_handlers.contract.METADATA_KEY`` and
+``Role``); everything else (the REST API's resources and methods, their integrations, validators and models,
+the gateway responses) is read from the resources themselves, the way CloudFormation would create them.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from async_job_local.errors import AssemblyError
+from async_job_local.intrinsics import referenced_id
+from async_job_local.template import EventSourceSpec, FunctionSpec, StackSpec, mark_of
+from lambda_handlers.contract import Role
+
+__all__ = [
+    "ApiSpec",
+    "GatewayResponseSpec",
+    "MockResponseSpec",
+    "RouteSpec",
+    "apis_of",
+    "slug_of",
+]
+
+
+@dataclass(frozen=True)
+class MockResponseSpec:
+    """What a ``MOCK`` integration answers (a CORS preflight): its first integration response."""
+
+    status_code: int
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """A method of the REST API.
+
+    Attributes
+    ----------
+    resource_path, http_method, authorization_type
+        ``/jobs/{id}``, ``GET``, ``AWS_IAM``.
+    function
+        The logical id of the function of a Lambda proxy integration, or None for a ``MOCK`` integration.
+    mock
+        The ``MOCK`` integration's answer, or None.
+    api_key_required
+        Whether API Gateway demands an ``x-api-key`` header.
+    body_schemas
+        JSON schemas of the request body by content type, when the method's validator validates bodies.
+    required_parameters
+        ``header.<name>`` / ``querystring.<name>`` the method's validator requires.
+    """
+
+    resource_path: str
+    http_method: str
+    authorization_type: str
+    function: str | None
+    mock: MockResponseSpec | None = None
+    api_key_required: bool = False
+    body_schemas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    required_parameters: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GatewayResponseSpec:
+    """An ``AWS::ApiGateway::GatewayResponse``: what API Gateway itself answers for ``response_type``."""
+
+    response_type: str
+    status_code: str | None
+    templates: Mapping[str, str]
+    parameters: Mapping[str, str]
+
+
+def _function_in_uri(uri: Any, stack: StackSpec) -> str | None:
+    """The Lambda function an integration URI (usually an ``Fn::Join``) invokes."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Mapping):
+            target = referenced_id(value)
+            if target is not None and stack.resources.get(target, {}).get("Type") == "AWS::Lambda::Function":
+                found.append(target)
+                return
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(uri)
+    return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class ApiSpec:
+    """One ``AsyncJobApi`` of the app.
+
+    Attributes
+    ----------
+    path
+        The construct path, e.g. ``AsyncJobSample/Reports``.
+    slug
+        Its local path prefix (the stage), e.g. ``asyncjobsample-reports``.
+    functions
+        The construct's functions by role (``submit``, ``status``, ``worker``, ``dead-letter``).
+    roles
+        The logical id of each resource the construct marked, by role (``queue``, ``table`` ...).
+    routes, gateway_responses, binary_media_types, stage_name
+        The REST API as the template defines it.
+    event_sources
+        The SQS event source mappings of its worker and dead-letter functions.
+    extra_functions
+        Other functions its routes call (methods added to ``jobs_resource`` ...), by logical id.
+    """
+
+    path: str
+    slug: str
+    stack: StackSpec
+    rest_api: str
+    stage_name: str
+    routes: tuple[RouteSpec, ...]
+    gateway_responses: Mapping[str, GatewayResponseSpec]
+    binary_media_types: tuple[str, ...]
+    functions: Mapping[str, FunctionSpec]
+    event_sources: tuple[EventSourceSpec, ...]
+    roles: Mapping[str, str] = field(default_factory=dict)
+    extra_functions: Mapping[str, FunctionSpec] = field(default_factory=dict)
+
+
+def _routes(stack: StackSpec, rest_api: str) -> tuple[RouteSpec, ...]:
+    parents: dict[str, tuple[str | None, str]] = {}
+    for logical_id, resource in stack.of_type("AWS::ApiGateway::Resource"):
+        props = resource.get("Properties", {})
+        if referenced_id(props.get("RestApiId")) != rest_api:
+            continue
+        parent = props.get("ParentId")
+        is_root = isinstance(parent, Mapping) and parent.get("Fn::GetAtt", [None, None])[1:] == [
+            "RootResourceId"
+        ]
+        parents[logical_id] = (None if is_root else referenced_id(parent), str(props.get("PathPart")))
+
+    def path_of(logical_id: str | None) -> str:
+        parts: list[str] = []
+        while logical_id is not None:
+            parent, part = parents[logical_id]
+            parts.append(part)
+            logical_id = parent
+        return "/" + "/".join(reversed(parts))
+
+    routes = []
+    for logical_id, resource in stack.of_type("AWS::ApiGateway::Method"):
+        props = resource.get("Properties", {})
+        if referenced_id(props.get("RestApiId")) != rest_api:
+            continue
+        integration = props.get("Integration", {})
+        function = _function_in_uri(integration.get("Uri"), stack)
+        mock = None
+        if integration.get("Type") == "MOCK":
+            mock = _mock_response(integration)
+        elif integration.get("Type") != "AWS_PROXY" or function is None:
+            print(
+                f"async-job local: warning: {stack.stack_name}/{logical_id} is neither a Lambda proxy nor a "
+                "MOCK integration; the local runtime does not serve it",
+                file=sys.stderr,
+            )
+            continue
+        validator = stack.resources.get(referenced_id(props.get("RequestValidatorId")) or "", {})
+        validation = validator.get("Properties", {})
+        schemas = {}
+        if validation.get("ValidateRequestBody"):
+            for content_type, model in props.get("RequestModels", {}).items():
+                schema = (
+                    stack.resources.get(referenced_id(model) or "", {}).get("Properties", {}).get("Schema")
+                )
+                if isinstance(schema, Mapping):
+                    schemas[str(content_type)] = schema
+        required = ()
+        if validation.get("ValidateRequestParameters"):
+            required = tuple(
+                name.removeprefix("method.request.")
+                for name, is_required in props.get("RequestParameters", {}).items()
+                if is_required is True and not name.startswith("method.request.path.")
+            )
+        resource_id = referenced_id(props.get("ResourceId"))
+        routes.append(
+            RouteSpec(
+                resource_path=path_of(resource_id if resource_id in parents else None),
+                http_method=str(props.get("HttpMethod", "ANY")).upper(),
+                authorization_type=str(props.get("AuthorizationType", "NONE")),
+                function=None if mock is not None else function,
+                mock=mock,
+                api_key_required=bool(props.get("ApiKeyRequired", False)),
+                body_schemas=schemas,
+                required_parameters=required,
+            )
+        )
+    return tuple(sorted(routes, key=lambda r: (r.resource_path, r.http_method)))
+
+
+def _mock_response(integration: Mapping[str, Any]) -> MockResponseSpec:
+    responses = integration.get("IntegrationResponses") or [{}]
+    first = responses[0]
+    headers = {
+        name.removeprefix("method.response.header."): value[1:-1]
+        for name, value in first.get("ResponseParameters", {}).items()
+        if name.startswith("method.response.header.")
+        and isinstance(value, str)
+        and value.startswith("'")
+        and value.endswith("'")
+    }
+    return MockResponseSpec(status_code=int(first.get("StatusCode", 200)), headers=headers)
+
+
+def _gateway_responses(stack: StackSpec, rest_api: str) -> dict[str, GatewayResponseSpec]:
+    responses = {}
+    for _, resource in stack.of_type("AWS::ApiGateway::GatewayResponse"):
+        props = resource.get("Properties", {})
+        if referenced_id(props.get("RestApiId")) != rest_api:
+            continue
+        response_type = str(props["ResponseType"])
+        responses[response_type] = GatewayResponseSpec(
+            response_type=response_type,
+            status_code=str(props["StatusCode"]) if "StatusCode" in props else None,
+            templates=dict(props.get("ResponseTemplates", {})),
+            parameters=dict(props.get("ResponseParameters", {})),
+        )
+    return responses
+
+
+def _stage_name(stack: StackSpec, rest_api: str) -> str:
+    for _, resource in stack.of_type("AWS::ApiGateway::Stage"):
+        props = resource.get("Properties", {})
+        if referenced_id(props.get("RestApiId")) == rest_api and isinstance(props.get("StageName"), str):
+            return str(props["StageName"])
+    return "prod"
+
+
+def slug_of(construct_path: str) -> str:
+    """The local path prefix of an API: its construct path, lowercased, ``/`` -> ``-``."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", construct_path.lower().replace("/", "-")).strip("-")
+    return slug or "api"
+
+
+def apis_of(stack: StackSpec, slugs: set[str]) -> Iterator[ApiSpec]:
+    """The ``AsyncJobApi`` constructs of ``stack``, each with a path prefix not in ``slugs`` (which it extends).
+
+    Example
+    -------
+    >>> [api.path for api in apis_of(stack, set())]
+    ['AsyncJobSample/Reports']
+    """
+    marked: dict[str, dict[str, str]] = {}
+    for logical_id, resource in stack.resources.items():
+        mark = mark_of(resource)
+        if mark is not None:
+            marked.setdefault(mark["api"], {})[mark["role"]] = logical_id
+    for path, roles in marked.items():
+        missing = {Role.API, Role.SUBMIT, Role.STATUS, Role.WORKER, Role.DEAD_LETTER} - roles.keys()
+        if missing:
+            raise AssemblyError(
+                f"{path}: the template has no {', '.join(sorted(missing))} of this AsyncJobApi"
+            )
+        functions = {
+            role: stack.function(roles[role])
+            for role in (Role.SUBMIT, Role.STATUS, Role.WORKER, Role.DEAD_LETTER)
+        }
+        rest_api = roles[Role.API]
+        routes = _routes(stack, rest_api)
+        own = {spec.logical_id for spec in functions.values()}
+        extra = {
+            r.function: stack.function(r.function)
+            for r in routes
+            if r.function is not None and r.function not in own
+        }
+        event_sources = [
+            source
+            for role in (Role.WORKER, Role.DEAD_LETTER)
+            for source in stack.event_sources(functions[role].logical_id)
+        ]
+        slug = base = slug_of(path)
+        counter = 2
+        while slug in slugs:
+            slug, counter = f"{base}-{counter}", counter + 1
+        slugs.add(slug)
+        binary = stack.resources[rest_api].get("Properties", {}).get("BinaryMediaTypes", [])
+        yield ApiSpec(
+            path=path,
+            slug=slug,
+            stack=stack,
+            rest_api=rest_api,
+            stage_name=_stage_name(stack, rest_api),
+            routes=routes,
+            gateway_responses=_gateway_responses(stack, rest_api),
+            binary_media_types=tuple(str(t) for t in binary),
+            functions=functions,
+            event_sources=tuple(event_sources),
+            roles=dict(roles),
+            extra_functions=extra,
+        )

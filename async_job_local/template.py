@@ -1,0 +1,264 @@
+"""One stack's template, read the way CloudFormation would create its resources.
+
+``StackSpec`` reads the resources the local runtime runs: Lambda functions (handler, code asset, layers,
+timeout, memory, environment), SQS queues (visibility timeout, redrive policy), DynamoDB tables and SQS event
+source mappings. Properties the template leaves out get CloudFormation's defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from async_job_local.errors import AssemblyError
+from async_job_local.intrinsics import referenced_id
+from lambda_handlers.contract import METADATA_KEY
+
+__all__ = [
+    "LAMBDA_DEFAULT_MEMORY",
+    "LAMBDA_DEFAULT_TIMEOUT",
+    "SQS_DEFAULT_BATCH_SIZE",
+    "SQS_DEFAULT_VISIBILITY_TIMEOUT",
+    "EventSourceSpec",
+    "FunctionSpec",
+    "QueueSpec",
+    "StackSpec",
+    "TableSpec",
+    "mark_of",
+]
+
+#: CloudFormation's defaults for the properties the runtime reads.
+LAMBDA_DEFAULT_TIMEOUT: Final = 3
+LAMBDA_DEFAULT_MEMORY: Final = 128
+SQS_DEFAULT_VISIBILITY_TIMEOUT: Final = 30
+SQS_DEFAULT_BATCH_SIZE: Final = 10
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A Lambda function as CloudFormation would create it.
+
+    Attributes
+    ----------
+    logical_id, handler, runtime
+        From the template.
+    code_dir
+        The function's code: its asset directory in the assembly (or a folder holding its inline code).
+    layer_dirs
+        The asset directories of its layers that are in the assembly (published layers, such as the public
+        Powertools layer, are stood in for by the packages of the Python running the local runtime).
+    timeout, memory_size
+        Seconds and MiB (CloudFormation's defaults: 3 and 128).
+    environment
+        ``Environment.Variables`` as in the template: values may be CloudFormation expressions.
+    role
+        The ``AsyncJob`` role (``submit``, ``status``, ``worker``, ``dead-letter``), or None.
+    """
+
+    logical_id: str
+    handler: str
+    runtime: str
+    code_dir: Path
+    layer_dirs: tuple[Path, ...]
+    timeout: int
+    memory_size: int
+    environment: Mapping[str, Any]
+    log_format: str | None
+    role: str | None
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """An SQS queue of the template (``dead_letter_target`` is the logical id of its redrive target)."""
+
+    logical_id: str
+    properties: Mapping[str, Any]
+    visibility_timeout: int
+    fifo: bool
+    max_receive_count: int | None
+    dead_letter_target: str | None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A DynamoDB table of the template."""
+
+    logical_id: str
+    properties: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class EventSourceSpec:
+    """An SQS event source mapping: ``queue`` (logical id) invokes ``function`` (logical id)."""
+
+    logical_id: str
+    function: str
+    queue: str
+    batch_size: int
+    maximum_concurrency: int | None
+    report_batch_item_failures: bool
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """One stack of the assembly: its template and the directory its asset paths are relative to."""
+
+    artifact_id: str
+    stack_name: str
+    template: Mapping[str, Any]
+    directory: Path
+
+    @property
+    def resources(self) -> Mapping[str, Mapping[str, Any]]:
+        """The template's resources by logical id."""
+        resources: Mapping[str, Mapping[str, Any]] = self.template.get("Resources", {})
+        return resources
+
+    def of_type(self, type_name: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """(logical id, resource) of every resource of ``type_name``."""
+        for logical_id, resource in self.resources.items():
+            if resource.get("Type") == type_name:
+                yield logical_id, resource
+
+    def _asset_dir(self, logical_id: str, resource: Mapping[str, Any]) -> Path | None:
+        asset = resource.get("Metadata", {}).get("aws:asset:path")
+        if not isinstance(asset, str):
+            return None
+        path = Path(asset)
+        return path if path.is_absolute() else self.directory / path
+
+    def _number(self, logical_id: str, props: Mapping[str, Any], name: str, default: int) -> int:
+        value = props.get(name, default)
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise AssemblyError(
+                f"{self.stack_name}/{logical_id}: {name} is {json.dumps(value)[:100]}, which the local runtime "
+                "cannot evaluate (pass a number rather than a deploy-time value)"
+            ) from None
+
+    def function(self, logical_id: str) -> FunctionSpec:
+        """Read the ``AWS::Lambda::Function`` ``logical_id``."""
+        resource = self.resources.get(logical_id)
+        if resource is None or resource.get("Type") != "AWS::Lambda::Function":
+            raise AssemblyError(f"{self.stack_name}: {logical_id} is not a Lambda function of the template")
+        props = resource.get("Properties", {})
+        runtime = str(props.get("Runtime", ""))
+        if not runtime.startswith("python3."):
+            raise AssemblyError(
+                f"{self.stack_name}/{logical_id}: runtime {runtime or '(container image)'} is not Python; "
+                "the local runtime runs Python functions only"
+            )
+        code_dir = self._asset_dir(logical_id, resource)
+        inline = props.get("Code", {}).get("ZipFile")
+        if code_dir is None and isinstance(inline, str):
+            code_dir = Path(tempfile.mkdtemp(prefix=f"async-job-inline-{logical_id}-"))
+            (code_dir / "index.py").write_text(inline, encoding="utf-8")
+        if code_dir is None or not code_dir.is_dir():
+            raise AssemblyError(
+                f"{self.stack_name}/{logical_id}: its code is not a directory asset in the assembly "
+                "(was the app synthesized with asset metadata? bundled or S3 code cannot run locally)"
+            )
+        layer_dirs = []
+        for layer in props.get("Layers", []):
+            if isinstance(layer, Mapping) and isinstance(layer.get("Ref"), str):
+                layer_resource = self.resources.get(layer["Ref"], {})
+                layer_dir = self._asset_dir(layer["Ref"], layer_resource)
+                if layer_dir is not None and layer_dir.is_dir():
+                    layer_dirs.append(layer_dir)
+        logging_config = props.get("LoggingConfig", {})
+        return FunctionSpec(
+            logical_id=logical_id,
+            handler=str(props.get("Handler", "")),
+            runtime=runtime,
+            code_dir=code_dir,
+            layer_dirs=tuple(layer_dirs),
+            timeout=self._number(logical_id, props, "Timeout", LAMBDA_DEFAULT_TIMEOUT),
+            memory_size=self._number(logical_id, props, "MemorySize", LAMBDA_DEFAULT_MEMORY),
+            environment=dict(props.get("Environment", {}).get("Variables", {})),
+            log_format=logging_config.get("LogFormat") if isinstance(logging_config, Mapping) else None,
+            role=_role_of(resource),
+        )
+
+    def queue(self, logical_id: str) -> QueueSpec:
+        """Read the ``AWS::SQS::Queue`` ``logical_id``."""
+        resource = self.resources.get(logical_id)
+        if resource is None or resource.get("Type") != "AWS::SQS::Queue":
+            raise AssemblyError(f"{self.stack_name}: {logical_id} is not an SQS queue of the template")
+        props = resource.get("Properties", {})
+        redrive = props.get("RedrivePolicy")
+        max_receive_count = target = None
+        if isinstance(redrive, Mapping):
+            max_receive_count = int(redrive["maxReceiveCount"])
+            target = referenced_id(redrive.get("deadLetterTargetArn"))
+        return QueueSpec(
+            logical_id=logical_id,
+            properties=props,
+            visibility_timeout=self._number(
+                logical_id, props, "VisibilityTimeout", SQS_DEFAULT_VISIBILITY_TIMEOUT
+            ),
+            fifo=bool(props.get("FifoQueue", False)),
+            max_receive_count=max_receive_count,
+            dead_letter_target=target,
+        )
+
+    def table(self, logical_id: str) -> TableSpec:
+        """Read the ``AWS::DynamoDB::Table`` ``logical_id``."""
+        resource = self.resources.get(logical_id)
+        if resource is None or resource.get("Type") != "AWS::DynamoDB::Table":
+            raise AssemblyError(f"{self.stack_name}: {logical_id} is not a DynamoDB table of the template")
+        return TableSpec(logical_id=logical_id, properties=resource.get("Properties", {}))
+
+    def event_sources(self, function: str) -> list[EventSourceSpec]:
+        """The SQS event source mappings that invoke the function ``function``."""
+        found = []
+        for logical_id, resource in self.of_type("AWS::Lambda::EventSourceMapping"):
+            props = resource.get("Properties", {})
+            if referenced_id(props.get("FunctionName")) != function:
+                continue
+            queue = referenced_id(props.get("EventSourceArn"))
+            if queue is None or self.resources.get(queue, {}).get("Type") != "AWS::SQS::Queue":
+                continue
+            scaling = props.get("ScalingConfig", {})
+            found.append(
+                EventSourceSpec(
+                    logical_id=logical_id,
+                    function=function,
+                    queue=queue,
+                    batch_size=int(props.get("BatchSize", SQS_DEFAULT_BATCH_SIZE)),
+                    maximum_concurrency=(
+                        int(scaling["MaximumConcurrency"]) if "MaximumConcurrency" in scaling else None
+                    ),
+                    report_batch_item_failures="ReportBatchItemFailures"
+                    in props.get("FunctionResponseTypes", []),
+                    enabled=bool(props.get("Enabled", True)),
+                )
+            )
+        return found
+
+
+def mark_of(resource: Mapping[str, Any]) -> Mapping[str, str] | None:
+    """The construct's mark on a resource: its template metadata ``{METADATA_KEY: {"api": ..., "role": ...}}``.
+
+    Per-type resources carry ``"jobType"`` too. None when the resource is not marked (or the mark lacks its
+    ``api`` or ``role``).
+
+    Example
+    -------
+    >>> mark_of({"Metadata": {"AsyncJob": {"api": "Stack/Media", "role": "worker", "jobType": "thumbs"}}})
+    {'api': 'Stack/Media', 'role': 'worker', 'jobType': 'thumbs'}
+    """
+    mark = resource.get("Metadata", {}).get(METADATA_KEY)
+    if not isinstance(mark, Mapping) or "api" not in mark or "role" not in mark:
+        return None
+    return {str(key): str(value) for key, value in mark.items()}
+
+
+def _role_of(resource: Mapping[str, Any]) -> str | None:
+    mark = mark_of(resource)
+    return None if mark is None else mark["role"]
