@@ -353,6 +353,13 @@ def run(args: argparse.Namespace) -> int:
     )
     if double:
         print(f"completed twice: {double[:10]}")
+    for job_id, document in list(final.items()):
+        if document["status"] not in EXPECTED[accepted[job_id]]:
+            error = document.get("error") or {}
+            print(
+                f"  unexpected: {accepted[job_id]} {job_id} {document['status']} attempts={document['attempts']} "
+                f"{error.get('type')}: {str(error.get('message'))[:160]}"
+            )
     print(
         f"mode={args.submit_mode} jobs={len(accepted)} lost={lost} double_completions={len(double)} "
         f"reruns_after_success={len(reruns)} replay_mismatches={len(mismatches)} "
