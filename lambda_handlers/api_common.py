@@ -11,6 +11,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Final
 
+from lambda_handlers.contract import DEFAULT_JOB_TYPE
 from lambda_handlers.models import is_job_id
 from lambda_handlers.problems import problem
 
@@ -22,15 +23,19 @@ __all__ = [
     "internal_error",
     "invalid_job_id",
     "is_operator",
+    "jobs_url",
     "json_response",
     "method_not_allowed",
     "path_job_id",
+    "request_job_type",
     "request_url",
     "retry_after",
     "service_unavailable",
 ]
 
 JSON_CONTENT_TYPE: Final = "application/json"
+#: The path segment of the jobs collection (``GET``/``DELETE /jobs/{id}``).
+JOBS_PATH: Final = "jobs"
 ANONYMOUS: Final = "anonymous"
 
 # Where the caller's identity is, first present wins (docs/design.md, "Caller identity").
@@ -172,6 +177,44 @@ def request_url(event: Mapping[str, Any]) -> str:
     return f"{scheme}://{host}{path.rstrip('/')}"
 
 
+def jobs_url(event: Mapping[str, Any]) -> str:
+    """The URL of the jobs collection beside the requested resource: where every job is read (``/jobs/{id}``).
+
+    ``POST /{type}`` and ``/jobs`` are siblings, so the request URL's last segment is replaced by ``jobs``: a job
+    posted at ``.../prod/reports`` is at ``.../prod/jobs/{id}``, one posted at ``.../prod/jobs`` too.
+
+    Examples
+    --------
+    >>> jobs_url({"headers": {}, "requestContext": {"domainName": "api.example.com", "path": "/prod/reports"}})
+    'https://api.example.com/prod/jobs'
+    """
+    parent, _, _ = request_url(event).rpartition("/")
+    return f"{parent}/{JOBS_PATH}"
+
+
+def request_job_type(event: Mapping[str, Any]) -> str:
+    """The job type a ``POST`` names: the last segment of its resource (``/reports`` -> ``reports``).
+
+    A resource that is a path parameter (``/{type}``) names the type by that parameter's value. An event without
+    a resource (a hand-made one) names the default type, ``jobs``. The name is not checked here.
+
+    Examples
+    --------
+    >>> request_job_type({"resource": "/reports"})
+    'reports'
+    >>> request_job_type({"resource": "/{type}", "pathParameters": {"type": "thumbnails"}})
+    'thumbnails'
+    """
+    resource = event.get("resource")
+    if not isinstance(resource, str) or not resource.strip("/"):
+        return DEFAULT_JOB_TYPE
+    segment = resource.rstrip("/").rpartition("/")[2]
+    if segment.startswith("{") and segment.endswith("}"):
+        value = (event.get("pathParameters") or {}).get(segment[1:-1].rstrip("+"))
+        return value if isinstance(value, str) else ""
+    return segment
+
+
 def path_job_id(event: Mapping[str, Any]) -> str | None:
     """The job id in the path (``pathParameters.id``) when it is a canonical job id, else None.
 
@@ -207,7 +250,7 @@ def invalid_job_id() -> dict[str, Any]:
         400,
         "invalid-job-id",
         "Invalid job id",
-        "A job id is a lowercase UUID, as in the Location header of the POST /jobs response.",
+        "A job id is a lowercase UUID, as in the Location header of the POST response.",
     )
 
 

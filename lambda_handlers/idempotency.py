@@ -5,7 +5,7 @@ callers can use the same key without meeting, and the table never holds a key in
 job the key created and keeps the digest of that request's payload; it expires with the job
 (``docs/design.md``, "Idempotency, cancellation and retries").
 
-Standard library only: the submit function pays for nothing else.
+Standard library only (and ``lambda_handlers.contract``, which is too): the submit function pays for nothing else.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
+
+from lambda_handlers.contract import IDEMPOTENCY_KEY_HEADER
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
@@ -27,8 +29,8 @@ __all__ = [
     "parse_key",
 ]
 
-#: The request header.
-HEADER: Final = "Idempotency-Key"
+#: The request header (``contract.IDEMPOTENCY_KEY_HEADER``).
+HEADER: Final = IDEMPOTENCY_KEY_HEADER
 #: Longest accepted key, in characters (after unquoting).
 MAX_KEY_LENGTH: Final = 255
 #: Prefix of a key item's partition key; job ids are UUIDs, so the two never meet.

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
+from lambda_handlers.contract import DEFAULT_JOB_TYPE, JOB_TYPE_ATTRIBUTE
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
@@ -172,9 +174,20 @@ class Job:
     #: A replay of the request (same ``Idempotency-Key``) sent the job's message again and recorded it: the
     #: first request's undo must then leave the job alone.
     enqueue_confirmed: bool = False
+    #: The job type (``POST /{type}``); an item written before job types existed is of type ``jobs``.
+    job_type: str = DEFAULT_JOB_TYPE
 
     @classmethod
-    def new(cls, job_id: str, *, owner: str, payload_sha256: str, now: dt.datetime, ttl_seconds: int) -> Job:
+    def new(
+        cls,
+        job_id: str,
+        *,
+        owner: str,
+        payload_sha256: str,
+        now: dt.datetime,
+        ttl_seconds: int,
+        job_type: str = DEFAULT_JOB_TYPE,
+    ) -> Job:
         """A job just accepted: QUEUED, no attempt yet.
 
         Its item expires ``MAX_PENDING_SECONDS + ttl_seconds`` after ``now`` unless it ends first; every
@@ -183,7 +196,7 @@ class Job:
         Examples
         --------
         >>> Job.new(str(uuid.uuid4()), owner="anonymous", payload_sha256=digest, now=utc_now(),
-        ...         ttl_seconds=604800).status
+        ...         ttl_seconds=604800, job_type="reports").status
         <JobStatus.QUEUED: 'QUEUED'>
         """
         stamp = format_timestamp(now)
@@ -195,6 +208,7 @@ class Job:
             updated_at=stamp,
             expires_at=epoch_seconds(now) + MAX_PENDING_SECONDS + ttl_seconds,
             payload_sha256=payload_sha256,
+            job_type=job_type,
         )
 
     def is_expired(self, now: dt.datetime) -> bool:
@@ -257,6 +271,7 @@ class Job:
                 retry_at=_opt_int(item, "retryAt"),
                 cancel_message=_opt_s(item, "cancelMessage"),
                 enqueue_confirmed=_opt_bool(item, "enqueueConfirmed"),
+                job_type=_opt_s(item, JOB_TYPE_ATTRIBUTE) or DEFAULT_JOB_TYPE,
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ItemError(f"status-table item {item.get('pk')!r} is malformed: {error!r}") from error
@@ -276,6 +291,7 @@ class Job:
             "updatedAt": {"S": self.updated_at},
             "expiresAt": {"N": str(self.expires_at)},
             "attempts": {"N": str(self.attempts)},
+            JOB_TYPE_ATTRIBUTE: {"S": self.job_type},
         }
         optional: dict[str, str | None] = {
             "payloadSha256": self.payload_sha256,
@@ -301,7 +317,9 @@ class Job:
         return item
 
     def to_resource(self, self_url: str) -> dict[str, Any]:
-        """The job as the API shows it to its owner (``GET /jobs/{id}``, the ``202`` of ``POST /jobs``).
+        """The job as the API shows it to its owner (``GET /jobs/{id}``, the ``202`` of ``POST /{type}``).
+
+        ``type`` is the job type; an item written before job types shows ``jobs``.
 
         ``result`` appears only when SUCCEEDED, ``error`` only when FAILED, ``lastError`` only while a retry
         is pending (QUEUED or RUNNING after a failed attempt), ``cancelRequested: true`` only while a cancel
@@ -322,6 +340,7 @@ class Job:
         """
         resource: dict[str, Any] = {
             "id": self.job_id,
+            "type": self.job_type,
             "status": self.status.value,
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,

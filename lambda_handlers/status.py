@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aws_lambda_powertools.logging import correlation_paths
 
 from lambda_handlers import api_common, config
+from lambda_handlers.contract import JOB_TYPE_DIMENSION
 from lambda_handlers.models import Job
 from lambda_handlers.observability import MetricUnit, logger, metrics, tracer
 from lambda_handlers.problems import problem
@@ -51,6 +52,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 def _status(event: dict[str, Any]) -> dict[str, Any]:
+    # Powertools clears added dimensions only when it publishes: drop what an invocation without metrics left.
+    metrics.clear_metrics()
     method = event.get("httpMethod")
     if method not in _METHODS:
         return api_common.method_not_allowed(method, _METHODS)
@@ -87,6 +90,8 @@ def _cancel(event: dict[str, Any], job_id: str) -> dict[str, Any]:
     logger.info("cancel", extra={"outcome": outcome.status.value})
     if outcome.job is None or outcome.status is CancelStatus.NOT_FOUND:
         return _not_found()
+    # One request per invocation: its metrics are in the job's type's series.
+    metrics.add_dimension(name=JOB_TYPE_DIMENSION, value=outcome.job.job_type)
     if outcome.status is CancelStatus.FINISHED:
         return problem(
             409,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
@@ -36,6 +37,7 @@ __all__ = [
     "ClaimOutcome",
     "ClaimStatus",
     "DeadLetterOutcome",
+    "DeadLetterResult",
     "JobExistsError",
     "JobStore",
     "JobStoreError",
@@ -210,6 +212,14 @@ class DeadLetterOutcome(Enum):
     GONE = "GONE"
     #: A run still holds the job under a live lease: look again later.
     BUSY = "BUSY"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterResult:
+    """The result of ``JobStore.dead_letter``: what was done, and the job (as written, or as found; None: GONE)."""
+
+    outcome: DeadLetterOutcome
+    job: Job | None = None
 
 
 class JobStore:
@@ -798,8 +808,25 @@ class JobStore:
         now: dt.datetime | None = None,
         *,
         message_id: str | None = None,
-        max_attempts: int | None = None,
+        max_attempts: int | Mapping[str, int] | None = None,
     ) -> DeadLetterOutcome:
+        """``dead_letter``'s outcome alone.
+
+        Examples
+        --------
+        >>> store.mark_dead_lettered(job_id, message_id=record["messageId"], max_attempts=3)
+        <DeadLetterOutcome.MARKED: 'MARKED'>
+        """
+        return self.dead_letter(job_id, now, message_id=message_id, max_attempts=max_attempts).outcome
+
+    def dead_letter(
+        self,
+        job_id: str,
+        now: dt.datetime | None = None,
+        *,
+        message_id: str | None = None,
+        max_attempts: int | Mapping[str, int] | None = None,
+    ) -> DeadLetterResult:
         """End a job whose message ``message_id`` was dead-lettered: FAILED (``DeadLettered``), or CANCELLED.
 
         Reads the job, asks ``transitions.decide_dead_letter`` what becomes of it, and writes that under a
@@ -814,7 +841,13 @@ class JobStore:
         message_id
             The dead-lettered message's SQS message id (kept when SQS moves it to the dead-letter queue).
         max_attempts
-            The job's attempt limit (``max_receive_count``), for the error message.
+            The job's attempt limit (``max_receive_count``), for the error message; or each job type's limit
+            by type name (a type not in it gets a message without the number).
+
+        Returns
+        -------
+        DeadLetterResult
+            What was done, and the job as read (None when GONE): its ``job_type`` names the metric's series.
 
         Raises
         ------
@@ -823,7 +856,7 @@ class JobStore:
 
         Examples
         --------
-        >>> store.mark_dead_lettered(job_id, message_id=record["messageId"], max_attempts=3)
+        >>> store.dead_letter(job_id, message_id=record["messageId"], max_attempts={"reports": 3}).outcome
         <DeadLetterOutcome.MARKED: 'MARKED'>
         """
         now = now or utc_now()
@@ -831,13 +864,15 @@ class JobStore:
         for _ in range(3):
             decision = decide_dead_letter(found, message_id, now)
             if decision is not DeadLetterDecision.MARK and decision is not DeadLetterDecision.CANCEL:
-                return _DEAD_LETTER_OUTCOME[decision]
+                return DeadLetterResult(_DEAD_LETTER_OUTCOME[decision], found)
             assert found is not None  # MARK and CANCEL decide on a job
             if decision is DeadLetterDecision.CANCEL:
-                if self._cancel_unheld(job_id, now) is not None:
-                    return DeadLetterOutcome.CANCELLED
+                cancelled = self._cancel_unheld(job_id, now)
+                if cancelled is not None:
+                    return DeadLetterResult(DeadLetterOutcome.CANCELLED, cancelled)
                 found = self.get(job_id, now)
                 continue
+            limit = max_attempts.get(found.job_type) if isinstance(max_attempts, Mapping) else max_attempts
             done, found = self._update_or_old(
                 "dead-lettered",
                 job_id,
@@ -848,14 +883,14 @@ class JobStore:
                     ":failed": {"S": JobStatus.FAILED.value},
                     **_TAKEABLE_VALUES,
                     ":type": {"S": DEAD_LETTERED},
-                    ":message": {"S": _dead_letter_message(found.attempts, max_attempts)},
+                    ":message": {"S": _dead_letter_message(found.attempts, limit)},
                     ":mid": {"S": message_id or ""},
                     ":attempts": {"N": str(found.attempts)},
                 },
                 now,
             )
             if done is not None:
-                return DeadLetterOutcome.MARKED
+                return DeadLetterResult(DeadLetterOutcome.MARKED, done)
         raise JobStoreError(f"dead-lettering job {job_id} failed: the job kept changing")
 
     def _cancel_unheld(self, job_id: str, now: dt.datetime) -> Job | None:

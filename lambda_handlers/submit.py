@@ -1,4 +1,8 @@
-"""``POST /jobs``: validate the request, record the job QUEUED, enqueue it, answer ``202 Accepted``.
+"""``POST /{type}``: validate the request, record the job QUEUED, enqueue it, answer ``202 Accepted``.
+
+The job type is the request's resource (``POST /reports``: type ``reports``; the single-handler form's type is
+``jobs``, at ``POST /jobs``): its queue gets the message and its payload limit applies; a type the API does not
+have is a ``404 job-type-not-found``. Every job, whatever its type, is at ``/jobs/{id}`` (``Location``).
 
 Two AWS calls on the happy path: PutItem (with an ``Idempotency-Key``: TransactWriteItems of the job and its key
 item), then SendMessage. A job is never acknowledged unless both succeeded: when the message cannot be sent, the
@@ -28,10 +32,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambda_handlers import api_common, clients, config, idempotency, messages
+from lambda_handlers.config import JobTypeConfig
+from lambda_handlers.contract import IDEMPOTENCY_KEY_HEADER, JOB_TYPE_DIMENSION, REPLAYED_HEADER
 from lambda_handlers.idempotency import IdempotencyRecord, InvalidKeyError
 from lambda_handlers.models import Job, JobStatus, utc_now
 from lambda_handlers.observability import MetricUnit, logger, metrics, tracer
-from lambda_handlers.problems import ProblemError
+from lambda_handlers.problems import ProblemError, problem
 from lambda_handlers.store import JobStore, JobStoreError, KeyInUseError
 
 if TYPE_CHECKING:
@@ -41,8 +47,6 @@ __all__ = ["CONFIG", "handler", "read_payload"]
 
 CONFIG: Final = config.load(config.SubmitConfig)
 _store: Final = JobStore(CONFIG.table_name, ttl_seconds=CONFIG.ttl_seconds)
-#: Tells a client that a 202 answers an earlier request with the same Idempotency-Key.
-REPLAYED_HEADER: Final = "Idempotent-Replayed"
 # A JSON escape of a UTF-16 surrogate: only then can the parsed text hold an unpaired one.
 _SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
@@ -66,42 +70,65 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="JobsRejected", unit=MetricUnit.Count, value=1)
         return rejected.response
     except Exception:
-        logger.exception("POST /jobs failed unexpectedly")
+        logger.exception("POST failed unexpectedly")
         return api_common.internal_error()
 
 
 def _submit(event: dict[str, Any]) -> dict[str, Any]:
+    # Powertools clears added dimensions only when it publishes: drop what an invocation without metrics left.
+    metrics.clear_metrics()
+    name = api_common.request_job_type(event)
+    kind = CONFIG.job_type(name)
+    if kind is None:
+        return _type_not_found(name)
+    # One request per invocation: the dimension holds for every metric of this one, and is cleared when they
+    # are flushed at its end (Powertools keeps only default dimensions across invocations).
+    metrics.add_dimension(name=JOB_TYPE_DIMENSION, value=kind.name)
+    logger.append_keys(job_type=kind.name)
     method = event.get("httpMethod")
     if method != "POST":
         return api_common.method_not_allowed(method, ["POST"])
-    key = _idempotency_key(event)
-    payload_text = messages.sqs_safe(read_payload(event, CONFIG.max_payload_bytes))
+    key = _idempotency_key(event, kind)
+    payload_text = messages.sqs_safe(read_payload(event, kind.max_payload_bytes))
     owner = api_common.caller_identity(event)
-    jobs_url = api_common.request_url(event)
+    jobs_url = api_common.jobs_url(event)
     if key is None:
-        return _accept(payload_text, owner, jobs_url)
-    return _accept_keyed(payload_text, owner, jobs_url, idempotency.key_item_id(owner, key))
+        return _accept(kind, payload_text, owner, jobs_url)
+    return _accept_keyed(kind, payload_text, owner, jobs_url, idempotency.key_item_id(owner, key))
 
 
-def _accept(payload_text: str, owner: str, jobs_url: str) -> dict[str, Any]:
+def _type_not_found(name: str) -> dict[str, Any]:
+    """``404 job-type-not-found``: counted in no metric (an unknown name is no series of its own)."""
+    known = ", ".join(f"POST /{known}" for known in sorted(CONFIG.job_types))
+    return problem(
+        404,
+        "job-type-not-found",
+        "Job type not found",
+        f"This API has no job type {name[:40]!r}; it accepts {known}.",
+    )
+
+
+def _accept(kind: JobTypeConfig, payload_text: str, owner: str, jobs_url: str) -> dict[str, Any]:
     """Record and enqueue a job without a key: PutItem, SendMessage."""
-    job = _new_job(messages.payload_digest(payload_text), owner)
+    job = _new_job(kind, messages.payload_digest(payload_text), owner)
     try:
         _store.create(job)
     except JobStoreError:
         logger.exception("could not record the job; nothing was accepted")
         return _unavailable("The job could not be recorded.")
-    if not _enqueue(job.job_id, payload_text):
+    if not _enqueue(kind, job.job_id, payload_text):
         return _undo(job, None, payload_text, jobs_url)
     return _accepted(job, payload_text, jobs_url)
 
 
-def _accept_keyed(payload_text: str, owner: str, jobs_url: str, key_id: str) -> dict[str, Any]:
+def _accept_keyed(
+    kind: JobTypeConfig, payload_text: str, owner: str, jobs_url: str, key_id: str
+) -> dict[str, Any]:
     """Record the job and its key together and enqueue it; or answer for the job the key created before."""
     digest = messages.payload_digest(payload_text)
     replacing: str | None = None
     for _ in range(3):
-        job = _new_job(digest, owner)
+        job = _new_job(kind, digest, owner)
         try:
             found = _store.create_keyed(
                 job, IdempotencyRecord(key_id, job.job_id, digest, job.expires_at), replacing=replacing
@@ -119,7 +146,7 @@ def _accept_keyed(payload_text: str, owner: str, jobs_url: str, key_id: str) -> 
             logger.exception("could not record the job; nothing was accepted")
             return _unavailable("The job could not be recorded.")
         if found is None:
-            if not _enqueue(job.job_id, payload_text):
+            if not _enqueue(kind, job.job_id, payload_text):
                 return _undo(job, key_id, payload_text, jobs_url)
             return _accepted(job, payload_text, jobs_url)
         logger.append_keys(job_id=found.job_id)
@@ -133,10 +160,18 @@ def _accept_keyed(payload_text: str, owner: str, jobs_url: str, key_id: str) -> 
             )
         try:
             existing = _store.get(found.job_id)
+            if existing is not None and existing.job_type != kind.name:
+                raise ProblemError(
+                    422,
+                    "idempotency-key-reused",
+                    "Idempotency-Key reused",
+                    f"This Idempotency-Key was used for a job of type {existing.job_type!r}, not "
+                    f"{kind.name!r}. Send a new key with a new job.",
+                )
             if existing is not None and _maybe_unsent(existing):
                 # The first request may have died between recording and enqueueing: a 202 must mean
                 # "enqueued", so send the message (again) and record that it was sent, once per job.
-                if not _enqueue(existing.job_id, payload_text):
+                if not _enqueue(kind, existing.job_id, payload_text):
                     return _unavailable("The job could not be enqueued.")
                 if not _store.confirm_enqueued(existing.job_id):
                     existing = None  # the first request's undo removed it meanwhile: the key gets a new job
@@ -189,7 +224,7 @@ def _replay(job: Job, jobs_url: str) -> dict[str, Any]:
     return api_common.json_response(202, job.to_resource(url), headers)
 
 
-def _new_job(payload_sha256: str, owner: str) -> Job:
+def _new_job(kind: JobTypeConfig, payload_sha256: str, owner: str) -> Job:
     job_id = str(uuid.uuid4())
     logger.append_keys(job_id=job_id)
     return Job.new(
@@ -198,14 +233,13 @@ def _new_job(payload_sha256: str, owner: str) -> Job:
         payload_sha256=payload_sha256,
         now=utc_now(),
         ttl_seconds=CONFIG.ttl_seconds,
+        job_type=kind.name,
     )
 
 
-def _enqueue(job_id: str, payload_text: str) -> bool:
+def _enqueue(kind: JobTypeConfig, job_id: str, payload_text: str) -> bool:
     try:
-        clients.sqs().send_message(
-            QueueUrl=CONFIG.queue_url, MessageBody=messages.encode(job_id, payload_text)
-        )
+        clients.sqs().send_message(QueueUrl=kind.queue_url, MessageBody=messages.encode(job_id, payload_text))
     except (BotoCoreError, ClientError):
         logger.exception("could not enqueue the job")
         return False
@@ -223,10 +257,10 @@ def _accepted(job: Job, payload_text: str, jobs_url: str) -> dict[str, Any]:
     )
 
 
-def _idempotency_key(event: Mapping[str, Any]) -> str | None:
+def _idempotency_key(event: Mapping[str, Any], kind: JobTypeConfig) -> str | None:
     """The request's Idempotency-Key, or None without one (when the API does not require it)."""
     try:
-        key = idempotency.parse_key(api_common.header_values(event, idempotency.HEADER))
+        key = idempotency.parse_key(api_common.header_values(event, IDEMPOTENCY_KEY_HEADER))
     except InvalidKeyError as error:
         _reject(400, "invalid-idempotency-key", "Invalid Idempotency-Key", str(error))
     if key is None and CONFIG.idempotency_key_required:
@@ -234,7 +268,7 @@ def _idempotency_key(event: Mapping[str, Any]) -> str | None:
             400,
             "idempotency-key-required",
             "Idempotency-Key required",
-            f"This API needs an {idempotency.HEADER} header on POST /jobs: a new unique value (e.g. a UUID) "
+            f"This API needs an {IDEMPOTENCY_KEY_HEADER} header on POST /{kind.name}: a new unique value (e.g. a UUID) "
             "per job, sent again unchanged when the request is retried.",
         )
     return key

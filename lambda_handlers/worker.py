@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from lambda_handlers import clients, config, messages
+from lambda_handlers.contract import JOB_TYPE_DIMENSION
 from lambda_handlers.deadline import safety_margin_ms, time_limit
 from lambda_handlers.job import (
     PROGRESS_MESSAGE_MAX_CHARS,
@@ -83,6 +84,8 @@ _PROGRESS_BYTES: Final = len("progressPercent") + 21 + len("progressMessage") + 
 
 CONFIG: Final = config.load(config.WorkerConfig)
 _store: Final = JobStore(CONFIG.table_name, ttl_seconds=CONFIG.ttl_seconds)
+# One worker runs one job type: every metric of every invocation is in that type's series.
+metrics.set_default_dimensions(**{JOB_TYPE_DIMENSION: CONFIG.job_type})
 _team_handler: TeamHandler | None = None
 #: The jitter's source (tests put a seeded one in its place).
 _random = random.Random()

@@ -9,6 +9,7 @@ scenario, except what API Gateway answers by itself.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from lambda_handlers import clients
+from lambda_handlers import contract as runtime_contract
 from tests.contract.openapi_contract import Contract, ContractError
 from tests.unit.handlers import jobs
 from tests.unit.handlers.conftest import Aws
@@ -62,6 +64,13 @@ class World:
 
     def post(self, text: str = '{"report": "Q3"}', key: str | None = None) -> dict[str, Any]:
         return self.submit.handler(post_event(text, key), FakeLambdaContext())
+
+    def post_typed(self, name: str) -> dict[str, Any]:
+        """``POST /{name}`` to a submit function of two job types, ``reports`` and ``thumbnails``."""
+        settings = {"queueUrl": self.aws.queue_url, "maxPayloadBytes": 1024, "maxReceiveCount": 3}
+        types = json.dumps({"reports": settings, "thumbnails": settings})
+        submit = self.function("submit", ASYNC_JOB_TYPES=types)
+        return submit.handler(post_event("{}", resource=f"/{name}", path=f"/{name}"), FakeLambdaContext())
 
     def get(self, job_id: str) -> dict[str, Any]:
         return self.status.handler(get_event(job_id), FakeLambdaContext())
@@ -154,13 +163,17 @@ class Scenario:
     run: Callable[[World], dict[str, Any]]
 
 
-JOBS, JOB = "/jobs", "/jobs/{id}"
+JOBS, JOB = "/{type}", "/jobs/{id}"
 UNKNOWN = str(uuid.uuid4())
 NO_TABLE = {"ASYNC_JOB_TABLE_NAME": "No-Such-Table"}
 
 SCENARIOS: dict[str, Scenario] = {
-    # ------------------------------------------------------------------------------------ POST /jobs
+    # ---------------------------------------------------------------------------------- POST /{type}
     "post-202": Scenario("POST", JOBS, 202, None, lambda w: w.post()),
+    "post-202-typed": Scenario("POST", JOBS, 202, None, lambda w: w.post_typed("reports")),
+    "post-404-job-type-not-found": Scenario(
+        "POST", JOBS, 404, "job-type-not-found", lambda w: w.post_typed("videos")
+    ),
     "post-202-keyed": Scenario("POST", JOBS, 202, None, lambda w: w.post(key=KEY)),
     "post-202-replay-queued": Scenario(
         "POST", JOBS, 202, None, lambda w: (w.post(key=KEY), w.post(key=f'"{KEY}"'))[1]
@@ -320,11 +333,26 @@ def test_documents_every_operation_and_the_security_scheme() -> None:
     operations = {(method, path) for method, path, _ in CONTRACT.operations()}
     scheme = CONTRACT.document["components"]["securitySchemes"]["sigv4"]
 
-    assert operations == {("POST", "/jobs"), ("GET", "/jobs/{id}"), ("DELETE", "/jobs/{id}")}
+    assert operations == {("POST", "/{type}"), ("GET", "/jobs/{id}"), ("DELETE", "/jobs/{id}")}
     assert CONTRACT.document["security"] == [{"sigv4": []}]
     assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
-    parameters = CONTRACT.operation("POST", "/jobs")["parameters"]
-    assert parameters == [{"$ref": "#/components/parameters/IdempotencyKey"}]
+    parameters = CONTRACT.operation("POST", "/{type}")["parameters"]
+    assert parameters == [
+        {"$ref": "#/components/parameters/JobType"},
+        {"$ref": "#/components/parameters/IdempotencyKey"},
+    ]
+
+
+def test_documents_the_job_type_names_of_the_runtime_contract() -> None:
+    # GIVEN the name rule every layer shares WHEN the document gives a job type's name THEN it is that rule
+    schemas = CONTRACT.document["components"]["schemas"]
+
+    assert schemas["JobTypeName"]["pattern"] == f"^{runtime_contract.JOB_TYPE_NAME.pattern}$"
+    assert CONTRACT.document["components"]["parameters"]["JobType"]["schema"] == {
+        "$ref": "#/components/schemas/JobTypeName"
+    }
+    assert schemas["Job"]["properties"]["type"] == {"$ref": "#/components/schemas/JobTypeName"}
+    assert "type" in schemas["Job"]["required"]
 
 
 @pytest.mark.parametrize(

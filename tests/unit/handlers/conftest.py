@@ -101,6 +101,15 @@ def _quiet_empty_metrics() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_default_dimensions() -> Iterator[None]:
+    """Forget the worker's default ``jobType`` dimension after each test (Powertools keeps it process-wide)."""
+    yield
+    observability = sys.modules.get("lambda_handlers.observability")  # importing it here would build it
+    if observability is not None:  # without the tests' Powertools settings
+        observability.metrics.clear_default_dimensions()
+
+
+@pytest.fixture(autouse=True)
 def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials and a region, Powertools settings; nothing can reach a real account."""
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_LAMBDA_FUNCTION_NAME"):

@@ -205,3 +205,20 @@ def emitted_metrics(stdout: str) -> dict[str, list[float]]:
                 value = document[metric["Name"]]
                 found.setdefault(metric["Name"], []).extend(value if isinstance(value, list) else [value])
     return found
+
+
+def emitted_series(stdout: str) -> list[tuple[str, dict[str, str], float]]:
+    """(metric name, its dimensions by name, value) for each metric in the CloudWatch EMF documents printed."""
+    found: list[tuple[str, dict[str, str], float]] = []
+    for line in stdout.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        document = json.loads(line)
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            names = [name for dimension_set in directive["Dimensions"] for name in dimension_set]
+            dimensions = {name: document[name] for name in names}
+            for metric in directive["Metrics"]:
+                values = document[metric["Name"]]
+                for value in values if isinstance(values, list) else [values]:
+                    found.append((metric["Name"], dimensions, value))
+    return found

@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from lambda_handlers.api_common import caller_identity, header, header_values, is_operator, request_url
+from lambda_handlers.api_common import (
+    caller_identity,
+    header,
+    header_values,
+    is_operator,
+    jobs_url,
+    request_job_type,
+    request_url,
+)
 from lambda_handlers.problems import ProblemError, problem
 from tests.unit.handlers.events import DOMAIN, rest_event
 
@@ -101,6 +109,38 @@ def test_a_custom_domain_keeps_its_base_path() -> None:
     event["requestContext"].update(domainName="jobs.example.com", path="/v1/jobs")
 
     assert request_url(event) == "https://jobs.example.com/v1/jobs"
+
+
+@pytest.mark.parametrize(
+    ("event", "job_type"),
+    [
+        ({"resource": "/reports"}, "reports"),
+        ({"resource": "/jobs"}, "jobs"),
+        ({"resource": "/api/thumbnails/"}, "thumbnails"),
+        ({"resource": "/{type}", "pathParameters": {"type": "videos"}}, "videos"),
+        ({"resource": "/{type}", "pathParameters": None}, ""),
+        ({}, "jobs"),
+        ({"resource": "/"}, "jobs"),
+    ],
+)
+def test_reads_the_job_type_from_the_resource(event: dict[str, object], job_type: str) -> None:
+    assert request_job_type(event) == job_type
+
+
+@pytest.mark.parametrize(
+    ("path", "url"),
+    [
+        ("/prod/reports", "/prod/jobs"),
+        ("/prod/jobs", "/prod/jobs"),
+        ("/reports/", "/jobs"),
+        ("/v1/a/b", "/v1/a/jobs"),
+    ],
+)
+def test_the_jobs_url_is_beside_the_requested_resource(path: str, url: str) -> None:
+    event = rest_event(path="/x")
+    event["requestContext"]["path"] = path
+
+    assert jobs_url(event) == f"https://{DOMAIN}{url}"
 
 
 def test_builds_rfc_9457_problems() -> None:

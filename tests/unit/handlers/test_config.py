@@ -9,6 +9,7 @@ import pytest
 from lambda_handlers.config import (
     ConfigError,
     DeadLetterConfig,
+    JobTypeConfig,
     StatusConfig,
     SubmitConfig,
     WorkerConfig,
@@ -34,8 +35,7 @@ def test_reads_every_kind() -> None:
     assert load(SubmitConfig, SUBMIT) == SubmitConfig(
         table_name="Jobs-Table",
         metrics_namespace="AsyncJobs",
-        queue_url=SUBMIT["ASYNC_JOB_QUEUE_URL"],
-        max_payload_bytes=262_144,
+        job_types={"jobs": JobTypeConfig("jobs", SUBMIT["ASYNC_JOB_QUEUE_URL"], 262_144)},
         ttl_seconds=604_800,
         retry_after_seconds=5,
     )

@@ -79,6 +79,7 @@ def test_maps_to_and_from_the_documented_item() -> None:
         error_message="boom",
         run_id="abc",
         lease_until=1_800_000_000_000,
+        job_type="reports",
     )
 
     item = job.to_item()
@@ -91,6 +92,7 @@ def test_maps_to_and_from_the_documented_item() -> None:
         "updatedAt": {"S": "2026-11-23T10:00:00.123Z"},
         "expiresAt": {"N": str(job.expires_at)},
         "attempts": {"N": "2"},
+        "jobType": {"S": "reports"},
         "payloadSha256": {"S": "ab" * 32},
         "progressPercent": {"N": "12.5"},
         "progressMessage": {"S": "reading"},
@@ -118,6 +120,7 @@ def test_refuses_a_malformed_item(item: dict[str, dict[str, str]]) -> None:
 def test_a_queued_resource_has_no_progress_result_or_error() -> None:
     assert queued().to_resource(URL) == {
         "id": "4f0c5a0e-3b7d-4d0f-9a57-0f1c2f8b9e21",
+        "type": "jobs",
         "status": "QUEUED",
         "createdAt": "2026-11-23T10:00:00.123Z",
         "updatedAt": "2026-11-23T10:00:00.123Z",
@@ -212,3 +215,14 @@ def test_shows_a_cancel_request_only_while_it_is_pending(status: JobStatus) -> N
 )
 def test_knows_whether_a_live_run_holds_it(status: JobStatus, lease: int | None, takeable: bool) -> None:
     assert replace(queued(), status=status, lease_until=lease).is_takeable(NOW) is takeable
+
+
+def test_an_item_written_before_job_types_is_of_type_jobs() -> None:
+    # GIVEN an item without jobType (written by an older runtime)
+    item = queued().to_item()
+    del item["jobType"]
+
+    # WHEN it is read THEN its type is the single-handler form's, and the resource shows it
+    job = Job.from_item(item)
+    assert job.job_type == "jobs"
+    assert job.to_resource(URL)["type"] == "jobs"

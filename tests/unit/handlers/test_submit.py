@@ -63,6 +63,7 @@ def test_accepts_a_job_records_it_queued_and_enqueues_the_exact_payload(
     assert response["headers"]["Content-Type"] == "application/json"
     assert job == {
         "id": job_id,
+        "type": "jobs",
         "status": "QUEUED",
         "createdAt": job["createdAt"],
         "updatedAt": job["createdAt"],
