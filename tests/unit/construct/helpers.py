@@ -7,30 +7,35 @@ from typing import Any
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
 
-from async_job_construct.async_job_api import METADATA_KEY
+from lambda_handlers.contract import METADATA_KEY
 
 TEAM_CODE = lambda_.Code.from_inline("def generate(payload, job):\n    return payload\n")
 
 
-def resource(template: dict[str, Any], api_path: str, role: str) -> tuple[str, dict[str, Any]]:
-    """Return (logical id, resource) of the one resource of ``role`` in the AsyncJobApi at ``api_path``."""
+def resource(
+    template: dict[str, Any], api_path: str, role: str, job_type: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Return (logical id, resource) of the one resource of ``role`` in the AsyncJobApi at ``api_path``
+    (of ``job_type`` when given; per-type resources carry their type in the mark)."""
     found = [
         (logical_id, body)
         for logical_id, body in template["Resources"].items()
-        if body.get("Metadata", {}).get(METADATA_KEY) == {"api": api_path, "role": role}
+        if (mark := body.get("Metadata", {}).get(METADATA_KEY, {})).get("api") == api_path
+        and mark.get("role") == role
+        and (job_type is None or mark.get("jobType") == job_type)
     ]
     assert len(found) == 1, f"expected one {role} of {api_path}, found {[f[0] for f in found]}"
     return found[0]
 
 
-def props(template: dict[str, Any], api_path: str, role: str) -> dict[str, Any]:
+def props(template: dict[str, Any], api_path: str, role: str, job_type: str | None = None) -> dict[str, Any]:
     """The Properties of the one resource of ``role`` in the AsyncJobApi at ``api_path``."""
-    return resource(template, api_path, role)[1]["Properties"]
+    return resource(template, api_path, role, job_type)[1]["Properties"]
 
 
-def env(template: dict[str, Any], api_path: str, role: str) -> dict[str, Any]:
+def env(template: dict[str, Any], api_path: str, role: str, job_type: str | None = None) -> dict[str, Any]:
     """The environment variables of the function of ``role``."""
-    variables: dict[str, Any] = props(template, api_path, role)["Environment"]["Variables"]
+    variables: dict[str, Any] = props(template, api_path, role, job_type)["Environment"]["Variables"]
     return variables
 
 

@@ -1,0 +1,293 @@
+"""``JobType``: one kind of job of an ``AsyncJobApi``, with its own queue, dead-letter queue and worker."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from aws_cdk import Annotations, Duration, Token
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from async_job_construct import defaults
+from async_job_construct.metadata import mark
+from async_job_construct.queues import QueueOptions, resolve_queues, warn_if_retries_outlive_retention
+from async_job_construct.validation import (
+    PropValueError,
+    check_duration_range,
+    check_int_range,
+    check_python_handler,
+    check_python_runtime,
+    check_worker_environment,
+)
+from lambda_handlers.contract import (
+    DEFAULT_JOB_TYPE,
+    MAX_PAYLOAD_BYTES_LIMIT,
+    MAX_VISIBILITY_SECONDS,
+    Env,
+    Role,
+)
+
+if TYPE_CHECKING:
+    from async_job_construct.async_job_api import AsyncJobApi
+
+__all__ = ["JobType"]
+
+_DEAD_LETTER_BATCH_SIZE = 10
+
+
+def _check_instance(prop: str, value: object, expected: type, example: str) -> None:
+    if not isinstance(value, expected):
+        raise PropValueError(
+            prop,
+            f"{value!r} of type {type(value).__name__}",
+            f"must be a {expected.__name__}",
+            f"Pass {example}.",
+        )
+
+
+class JobType(Construct):
+    """One job type of an ``AsyncJobApi``: ``POST /{name}`` runs its handler on its own queue and worker.
+
+    Create it with ``AsyncJobApi.add_job_type``. The API owns what is shared (REST API, status table, the
+    submit, status and dead-letter functions); the type owns its queue, dead-letter queue and worker, and
+    exposes them with every prop resolved to its default.
+
+    Examples
+    --------
+    >>> reports = jobs.add_job_type("reports", handler="reports.generate", code=lambda_.Code.from_asset("jobs"))
+    >>> reports.grant_submit(reporting_role)
+    >>> reports.worker_function.add_to_role_policy(statement)
+    """
+
+    def __init__(
+        self,
+        api: AsyncJobApi,
+        name: str,
+        *,
+        handler: str,
+        code: lambda_.Code,
+        timeout: Duration | None = None,
+        memory_size: int | None = None,
+        environment: Mapping[str, str] | None = None,
+        runtime: lambda_.Runtime | None = None,
+        architecture: lambda_.Architecture | None = None,
+        max_receive_count: int | None = None,
+        visibility_timeout: Duration | None = None,
+        batch_size: int | None = None,
+        max_concurrency: int | None = None,
+        retry_base_delay: Duration | None = None,
+        retry_max_delay: Duration | None = None,
+        max_payload_bytes: int | None = None,
+        worker_policy_statements: Sequence[iam.PolicyStatement] | None = None,
+        queue: sqs.IQueue | None = None,
+        dead_letter_queue: sqs.IQueue | None = None,
+    ) -> None:
+        """Add the job type ``name`` to ``api`` (call ``api.add_job_type``, which checks the name).
+
+        Parameters
+        ----------
+        name
+            ``[a-z][a-z0-9-]{0,39}``, unique in the API: the route's path segment and the metrics' ``jobType``.
+            A type named ``jobs`` is submitted at ``POST /jobs`` and keeps the single-handler form's logical ids.
+        handler
+            ``module.function`` inside ``code``, called as ``function(payload, job)``.
+        code
+            The team's code asset (``lambda_.Code.from_asset("jobs")``); the runtime comes as a layer.
+        timeout
+            One attempt's limit (1 second to 15 minutes). Default: 5 minutes.
+        memory_size
+            The worker's memory, MiB (128-10240). Default: 1024.
+        environment
+            Extra worker variables; ``ASYNC_JOB_*``, ``AWS_*``, ``LAMBDA_*``, ``_*``, the Powertools service name,
+            metrics and tracing switches are refused. Default: none.
+        runtime, architecture
+            The worker's (Python 3.11+). Default: the API's (Python 3.14, x86_64).
+        max_receive_count
+            Attempts before the job is ``FAILED`` (1-1000). Default: 3, or the redrive policy's of ``queue``.
+        visibility_timeout
+            Wait before a crashed attempt is retried (``timeout`` to 12 hours). Default: 6 x ``timeout``.
+        batch_size
+            Messages per worker invocation (1-10; above 1 warns). Default: 1.
+        max_concurrency
+            Most concurrent worker invocations (2-1000). Default: no limit.
+        retry_base_delay, retry_max_delay
+            The first retry's delay, doubled per attempt with full jitter, and its cap (at most 12 hours).
+            Default: 10 seconds and 15 minutes.
+        max_payload_bytes
+            Largest request body of ``POST /{name}`` (at most 1047552); larger gets ``413``. Default: 262144.
+        worker_policy_statements
+            What the handler calls. Default: none (``worker_function`` also takes any ``grant_*``).
+        queue, dead_letter_queue
+            Bring your own queues (``dead_letter_queue`` required with an imported ``queue``); excludes
+            ``visibility_timeout``. Default: new SSE, TLS-only queues.
+
+        """
+        super().__init__(api, name)
+        self.name: str = name
+        self.api: AsyncJobApi = api
+        self.handler: str = check_python_handler("handler", handler)
+        _check_instance("code", code, lambda_.Code, 'lambda_.Code.from_asset("jobs")')
+        self.code: lambda_.Code = code
+        self.timeout: Duration = defaults.DEFAULT_TIMEOUT if timeout is None else timeout
+        self.memory_size: int = defaults.DEFAULT_MEMORY_SIZE if memory_size is None else memory_size
+        if environment is not None and not isinstance(environment, Mapping):
+            _check_instance("environment", environment, Mapping, "a dict of variable names to strings")
+        self.environment: Mapping[str, str] = dict(environment) if environment is not None else {}
+        self.runtime: lambda_.Runtime = api.runtime if runtime is None else runtime
+        _check_instance("runtime", self.runtime, lambda_.Runtime, "lambda_.Runtime.PYTHON_3_14")
+        self.architecture: lambda_.Architecture = api.architecture if architecture is None else architecture
+        _check_instance(
+            "architecture", self.architecture, lambda_.Architecture, "lambda_.Architecture.ARM_64"
+        )
+        self.batch_size: int = defaults.DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+        self.max_concurrency: int | None = None if max_concurrency is None else max_concurrency
+        self.retry_base_delay: Duration = (
+            defaults.DEFAULT_RETRY_BASE_DELAY if retry_base_delay is None else retry_base_delay
+        )
+        self.retry_max_delay: Duration = (
+            defaults.DEFAULT_RETRY_MAX_DELAY if retry_max_delay is None else retry_max_delay
+        )
+        self.max_payload_bytes: int = (
+            defaults.DEFAULT_MAX_PAYLOAD_BYTES if max_payload_bytes is None else max_payload_bytes
+        )
+        if max_receive_count is not None:
+            max_receive_count = max_receive_count
+        if visibility_timeout is not None:
+            visibility_timeout = visibility_timeout
+        statements = tuple(worker_policy_statements) if worker_policy_statements is not None else ()
+        for statement in statements:
+            _check_instance(
+                "worker_policy_statements", statement, iam.PolicyStatement, "iam.PolicyStatement(...)"
+            )
+        self._validate()
+
+        # The default type's resources keep the logical ids of the single-handler form: they live in the API.
+        scope: Construct = api if name == DEFAULT_JOB_TYPE else self
+        queues = resolve_queues(
+            scope,
+            QueueOptions(encryption_key=api.encryption_key, removal_policy=api.removal_policy),
+            timeout=self.timeout,
+            queue=queue,
+            dead_letter_queue=dead_letter_queue,
+            max_receive_count=max_receive_count,
+            visibility_timeout=visibility_timeout,
+            default_max_receive_count=defaults.DEFAULT_MAX_RECEIVE_COUNT,
+        )
+        if queues.created:
+            mark(queues.queue, api=api, role=Role.QUEUE, job_type=self._job_type_mark)
+            mark(queues.dead_letter_queue, api=api, role=Role.DEAD_LETTER_QUEUE, job_type=self._job_type_mark)
+        self.queue: sqs.IQueue = queues.queue
+        self.dead_letter_queue: sqs.IQueue = queues.dead_letter_queue
+        self.max_receive_count: int = queues.max_receive_count
+        self.visibility_timeout: Duration = queues.visibility_timeout
+        warn_if_retries_outlive_retention(scope, queues, self.timeout, self.retry_max_delay)
+        self._warn_if_batched(scope)
+
+        self.worker_function: lambda_.Function = api._functions.create(
+            scope,
+            "Worker",
+            role=Role.WORKER,
+            job_type=self._job_type_mark,
+            code=code,
+            handler="lambda_handlers.worker.handler",
+            timeout=self.timeout,
+            memory_size=self.memory_size,
+            runtime=self.runtime,
+            architecture=self.architecture,
+            layers=[api.runtime_layer],
+            environment={**self.environment, **api._common_environment, **self._worker_environment()},
+        )
+        api._shared.grant_worker(self.worker_function)
+        for statement in statements:
+            self.worker_function.add_to_role_policy(statement)
+        self.worker_function.add_event_source(
+            event_sources.SqsEventSource(
+                self.queue,
+                batch_size=self.batch_size,
+                max_concurrency=self.max_concurrency,
+                report_batch_item_failures=True,
+            )
+        )
+        api._shared.wire(self)
+        self.submit_method: apigateway.Method = api._gateway.add_submit_route(name, api.submit_function)
+        #: The URL to ``POST`` this type's jobs to.
+        self.url: str = api.api.url_for_path(f"/{name}")
+
+    @property
+    def _job_type_mark(self) -> str | None:
+        return None
+
+    def _worker_environment(self) -> dict[str, str]:
+        return {
+            Env.HANDLER: self.handler,
+            Env.MAX_RECEIVE_COUNT: str(self.max_receive_count),
+            Env.RETRY_BASE_SECONDS: str(int(self.retry_base_delay.to_seconds())),
+            Env.RETRY_MAX_SECONDS: str(int(self.retry_max_delay.to_seconds())),
+        }
+
+    def dead_letter_event_source(self) -> event_sources.SqsEventSource:
+        """The dead-letter consumer's event source on this type's dead-letter queue."""
+        return event_sources.SqsEventSource(
+            self.dead_letter_queue, batch_size=_DEAD_LETTER_BATCH_SIZE, report_batch_item_failures=True
+        )
+
+    def grant_submit(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` submit jobs of this type, and read and cancel its own jobs (IAM authorization).
+
+        Grants ``execute-api:Invoke`` on ``POST /{name}`` and on ``GET``/``DELETE /jobs/*``.
+
+        Examples
+        --------
+        >>> reports.grant_submit(reporting_role)
+        """
+        api = self.api.api
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["execute-api:Invoke"],
+            resource_arns=[
+                api.arn_for_execute_api("POST", f"/{self.name}"),
+                api.arn_for_execute_api("GET", "/jobs/*"),
+                api.arn_for_execute_api("DELETE", "/jobs/*"),
+            ],
+        )
+
+    # ------------------------------------------------------------------------------------------- validation
+
+    def _validate(self) -> None:
+        check_duration_range(
+            "timeout",
+            self.timeout,
+            Duration.seconds(1),
+            Duration.minutes(15),
+            "Lambda runs a function for at most 15 minutes; split longer work into several jobs.",
+        )
+        check_int_range("memory_size", self.memory_size, 128, 10240)
+        check_python_runtime("runtime", self.runtime)
+        check_worker_environment("environment", self.environment)
+        check_int_range("batch_size", self.batch_size, 1, 10)
+        if self.max_concurrency is not None:
+            check_int_range("max_concurrency", self.max_concurrency, 2, 1000)
+        check_int_range("max_payload_bytes", self.max_payload_bytes, 1, MAX_PAYLOAD_BYTES_LIMIT)
+        longest = Duration.seconds(MAX_VISIBILITY_SECONDS)
+        check_duration_range("retry_base_delay", self.retry_base_delay, Duration.seconds(1), longest)
+        check_duration_range(
+            "retry_max_delay",
+            self.retry_max_delay,
+            self.retry_base_delay,
+            longest,
+            "It caps the doubling retry_base_delay, so it must be at least that; SQS delays at most 12 hours.",
+        )
+
+    def _warn_if_batched(self, scope: Construct) -> None:
+        if not Token.is_unresolved(self.batch_size) and self.batch_size > 1:
+            Annotations.of(scope).add_warning_v2(
+                "async-job:batch-size",
+                f"batch_size is {self.batch_size}: the jobs of one batch run one after another inside a single "
+                f"invocation of timeout={self.timeout.to_human_string()}, so a slow job delays the others and "
+                "can make them all time out. Keep batch_size=1 unless jobs are short.",
+            )
