@@ -11,7 +11,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Final
 
-from lambda_handlers.contract import DEFAULT_JOB_TYPE
+from lambda_handlers.contract import DEFAULT_JOB_TYPE, JOBS_PATH
 from lambda_handlers.models import is_job_id
 from lambda_handlers.problems import problem
 
@@ -34,8 +34,6 @@ __all__ = [
 ]
 
 JSON_CONTENT_TYPE: Final = "application/json"
-#: The path segment of the jobs collection (``GET``/``DELETE /jobs/{id}``).
-JOBS_PATH: Final = "jobs"
 ANONYMOUS: Final = "anonymous"
 
 # Where the caller's identity is, first present wins (docs/design.md, "Caller identity").

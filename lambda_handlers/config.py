@@ -18,6 +18,7 @@ from lambda_handlers.contract import (
     DEFAULT_JOB_TYPE,
     JOB_TYPE_NAME,
     MAX_PAYLOAD_BYTES_LIMIT,
+    MAX_RECEIVE_COUNT_LIMIT,
     MAX_VISIBILITY_SECONDS,
     Env,
     JobTypeKey,
@@ -39,7 +40,6 @@ DEFAULT_RETRY_MAX_SECONDS: Final = 900
 
 _HANDLER_RE: Final = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+", re.ASCII)
 _METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
-_MAX_RECEIVE_COUNT: Final = 1_000
 _FIX: Final = "AsyncJobApi sets it; when running the function yourself, set it in the function's environment."
 
 
@@ -196,7 +196,7 @@ class WorkerConfig(_Settings):
 
     #: ``ASYNC_JOB_HANDLER``: the team's handler, ``module.function`` (``pkg.module.function``).
     handler: str
-    #: ``ASYNC_JOB_MAX_RECEIVE_COUNT``: receives before the message is dead-lettered; the last attempt.
+    #: ``ASYNC_JOBMAX_RECEIVE_COUNT_LIMIT``: receives before the message is dead-lettered; the last attempt.
     max_receive_count: int
     #: ``ASYNC_JOB_RETRY_BASE_SECONDS`` (optional; unset: 10): the first retry's delay cap, doubled per attempt.
     retry_base_seconds: int = DEFAULT_RETRY_BASE_SECONDS
@@ -233,7 +233,7 @@ class WorkerConfig(_Settings):
         return cls(
             **cls._common(environ),
             handler=handler,
-            max_receive_count=_integer(environ, Env.MAX_RECEIVE_COUNT, 1, _MAX_RECEIVE_COUNT),
+            max_receive_count=_integer(environ, Env.MAX_RECEIVE_COUNT, 1, MAX_RECEIVE_COUNT_LIMIT),
             retry_base_seconds=base,
             retry_max_seconds=maximum,
             job_type=job_type,
@@ -251,7 +251,7 @@ class DeadLetterConfig(_Settings):
     """
 
     #: Each job type's attempts, for the error message (from ``ASYNC_JOB_TYPES``; legacy: type ``jobs`` from
-    #: ``ASYNC_JOB_MAX_RECEIVE_COUNT``, when set). A type not listed gets a message without the number.
+    #: ``ASYNC_JOBMAX_RECEIVE_COUNT_LIMIT``, when set). A type not listed gets a message without the number.
     max_receive_counts: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
@@ -333,7 +333,7 @@ def _boolean(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
 def _optional_count(environ: Mapping[str, str]) -> int | None:
     if not environ.get(Env.MAX_RECEIVE_COUNT, "").strip():
         return None
-    return _integer(environ, Env.MAX_RECEIVE_COUNT, 1, _MAX_RECEIVE_COUNT)
+    return _integer(environ, Env.MAX_RECEIVE_COUNT, 1, MAX_RECEIVE_COUNT_LIMIT)
 
 
 def _queue_url(value: object, name: str) -> str:
@@ -390,7 +390,7 @@ def _job_type(name: str, settings: object) -> JobTypeConfig:
             settings[JobTypeKey.MAX_RECEIVE_COUNT],
             f"{where}: {JobTypeKey.MAX_RECEIVE_COUNT}",
             1,
-            _MAX_RECEIVE_COUNT,
+            MAX_RECEIVE_COUNT_LIMIT,
         ),
     )
 

@@ -19,10 +19,12 @@ from typing import Final
 __all__ = [
     "DEFAULT_JOB_TYPE",
     "IDEMPOTENCY_KEY_HEADER",
+    "JOBS_PATH",
     "JOB_TYPE_ATTRIBUTE",
     "JOB_TYPE_DIMENSION",
     "JOB_TYPE_NAME",
     "MAX_PAYLOAD_BYTES_LIMIT",
+    "MAX_RECEIVE_COUNT_LIMIT",
     "MAX_VISIBILITY_SECONDS",
     "METADATA_KEY",
     "PRINCIPAL_HEADER",
@@ -113,3 +115,7 @@ JOB_TYPE_DIMENSION: Final = "jobType"
 #: The ``jobType`` dimension of a metric about a message whose job type cannot be known (a malformed message
 #: on a dead-letter queue); no job type can be named so (``JOB_TYPE_NAME``).
 UNKNOWN_JOB_TYPE: Final = "(unknown)"
+#: The path segment of the jobs collection: every job, whatever its type, is at ``GET``/``DELETE /jobs/{id}``.
+JOBS_PATH: Final = "jobs"
+#: The most receives a job type's queue may allow before dead-lettering (its attempts, ``maxReceiveCount``).
+MAX_RECEIVE_COUNT_LIMIT: Final = 1_000
