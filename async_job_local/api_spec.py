@@ -12,16 +12,18 @@ import re
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from async_job_local.errors import AssemblyError
 from async_job_local.intrinsics import referenced_id
 from async_job_local.template import EventSourceSpec, FunctionSpec, StackSpec, mark_of
-from lambda_handlers.contract import Role
+from lambda_handlers.contract import DEFAULT_JOB_TYPE, Env, Role
 
 __all__ = [
+    "PER_TYPE_ROLES",
     "ApiSpec",
     "GatewayResponseSpec",
+    "JobTypeSpec",
     "MockResponseSpec",
     "RouteSpec",
     "apis_of",
@@ -97,6 +99,40 @@ def _function_in_uri(uri: Any, stack: StackSpec) -> str | None:
     return found[0] if found else None
 
 
+#: The roles of a job type's own resources; the others (the API, the table, the submit, status and dead-letter
+#: functions) are shared by every type of the API.
+PER_TYPE_ROLES: Final = frozenset({Role.QUEUE, Role.DEAD_LETTER_QUEUE, Role.WORKER})
+
+
+@dataclass(frozen=True)
+class JobTypeSpec:
+    """One job type of an API: its worker, its queues and the worker's event source mappings.
+
+    Attributes
+    ----------
+    name
+        The type's name (``jobs`` for an API built with one handler), submitted at ``POST /{name}``.
+    worker
+        Its worker function (its ``ASYNC_JOB_HANDLER`` names the team's handler).
+    queue, dead_letter_queue
+        Logical ids of its queues (None when the template marks none).
+    event_sources
+        The mappings that feed its worker (batch size, maximum concurrency from the template).
+    """
+
+    name: str
+    worker: FunctionSpec
+    queue: str | None
+    dead_letter_queue: str | None
+    event_sources: tuple[EventSourceSpec, ...]
+
+    @property
+    def handler(self) -> str | None:
+        """The team's handler the worker runs (``module.function``), when the template names one."""
+        value = self.worker.environment.get(Env.HANDLER)
+        return value if isinstance(value, str) else None
+
+
 @dataclass(frozen=True)
 class ApiSpec:
     """One ``AsyncJobApi`` of the app.
@@ -108,9 +144,13 @@ class ApiSpec:
     slug
         Its local path prefix (the stage), e.g. ``asyncjobsample-reports``.
     functions
-        The construct's functions by role (``submit``, ``status``, ``worker``, ``dead-letter``).
+        The construct's shared functions by role (``submit``, ``status``, ``dead-letter``), and ``worker``
+        when the API has one job type.
     roles
-        The logical id of each resource the construct marked, by role (``queue``, ``table`` ...).
+        The logical id of each shared resource the construct marked, by role (``table``, ``api`` ...), and of
+        the per-type ones (``queue``, ``worker`` ...) when the API has one job type.
+    job_types
+        Its job types by name, in template order.
     routes, gateway_responses, binary_media_types, stage_name
         The REST API as the template defines it.
     event_sources
@@ -131,6 +171,7 @@ class ApiSpec:
     event_sources: tuple[EventSourceSpec, ...]
     roles: Mapping[str, str] = field(default_factory=dict)
     extra_functions: Mapping[str, FunctionSpec] = field(default_factory=dict)
+    job_types: Mapping[str, JobTypeSpec] = field(default_factory=dict)
 
 
 def _routes(stack: StackSpec, rest_api: str) -> tuple[RouteSpec, ...]:
@@ -250,56 +291,100 @@ def slug_of(construct_path: str) -> str:
 def apis_of(stack: StackSpec, slugs: set[str]) -> Iterator[ApiSpec]:
     """The ``AsyncJobApi`` constructs of ``stack``, each with a path prefix not in ``slugs`` (which it extends).
 
+    A per-type resource (a queue, a dead-letter queue, a worker) belongs to the type its mark names
+    (``"jobType"``), or to ``jobs`` when it names none (an API built with one handler).
+
     Example
     -------
-    >>> [api.path for api in apis_of(stack, set())]
-    ['AsyncJobSample/Reports']
+    >>> [(api.path, list(api.job_types)) for api in apis_of(stack, set())]
+    [('AsyncJobSample/Reports', ['jobs'])]
     """
-    marked: dict[str, dict[str, str]] = {}
+    shared: dict[str, dict[str, str]] = {}
+    typed: dict[str, dict[str, dict[str, str]]] = {}
     for logical_id, resource in stack.resources.items():
         mark = mark_of(resource)
-        if mark is not None:
-            marked.setdefault(mark["api"], {})[mark["role"]] = logical_id
-    for path, roles in marked.items():
-        missing = {Role.API, Role.SUBMIT, Role.STATUS, Role.WORKER, Role.DEAD_LETTER} - roles.keys()
-        if missing:
-            raise AssemblyError(
-                f"{path}: the template has no {', '.join(sorted(missing))} of this AsyncJobApi"
-            )
-        functions = {
-            role: stack.function(roles[role])
-            for role in (Role.SUBMIT, Role.STATUS, Role.WORKER, Role.DEAD_LETTER)
-        }
-        rest_api = roles[Role.API]
-        routes = _routes(stack, rest_api)
-        own = {spec.logical_id for spec in functions.values()}
-        extra = {
-            r.function: stack.function(r.function)
-            for r in routes
-            if r.function is not None and r.function not in own
-        }
-        event_sources = [
-            source
-            for role in (Role.WORKER, Role.DEAD_LETTER)
-            for source in stack.event_sources(functions[role].logical_id)
-        ]
-        slug = base = slug_of(path)
-        counter = 2
-        while slug in slugs:
-            slug, counter = f"{base}-{counter}", counter + 1
-        slugs.add(slug)
-        binary = stack.resources[rest_api].get("Properties", {}).get("BinaryMediaTypes", [])
-        yield ApiSpec(
-            path=path,
-            slug=slug,
-            stack=stack,
-            rest_api=rest_api,
-            stage_name=_stage_name(stack, rest_api),
-            routes=routes,
-            gateway_responses=_gateway_responses(stack, rest_api),
-            binary_media_types=tuple(str(t) for t in binary),
-            functions=functions,
-            event_sources=tuple(event_sources),
-            roles=dict(roles),
-            extra_functions=extra,
+        if mark is None:
+            continue
+        api, role = mark["api"], mark["role"]
+        shared.setdefault(api, {})
+        if role in PER_TYPE_ROLES:
+            name = mark.get("jobType", DEFAULT_JOB_TYPE)
+            roles = typed.setdefault(api, {}).setdefault(name, {})
+            if role in roles:
+                raise AssemblyError(
+                    f"{api}: job type {name!r} has two {role} resources ({roles[role]}, {logical_id}); "
+                    "mark each type's resources with its own jobType"
+                )
+            roles[role] = logical_id
+        else:
+            shared[api][role] = logical_id
+    for path, roles in shared.items():
+        yield _api_spec(stack, path, roles, typed.get(path, {}), slugs)
+
+
+def _api_spec(
+    stack: StackSpec,
+    path: str,
+    roles: Mapping[str, str],
+    typed: Mapping[str, Mapping[str, str]],
+    slugs: set[str],
+) -> ApiSpec:
+    missing = {Role.API, Role.SUBMIT, Role.STATUS, Role.DEAD_LETTER} - roles.keys()
+    if not typed:
+        missing.add(Role.WORKER)
+    if missing:
+        raise AssemblyError(f"{path}: the template has no {', '.join(sorted(missing))} of this AsyncJobApi")
+    without_worker = sorted(name for name, own in typed.items() if Role.WORKER not in own)
+    if without_worker:
+        raise AssemblyError(f"{path}: the template has no worker for job type(s) {', '.join(without_worker)}")
+    functions = {role: stack.function(roles[role]) for role in (Role.SUBMIT, Role.STATUS, Role.DEAD_LETTER)}
+    job_types = {}
+    for name, own in typed.items():
+        worker = stack.function(own[Role.WORKER])
+        job_types[name] = JobTypeSpec(
+            name=name,
+            worker=worker,
+            queue=own.get(Role.QUEUE),
+            dead_letter_queue=own.get(Role.DEAD_LETTER_QUEUE),
+            event_sources=tuple(stack.event_sources(worker.logical_id)),
         )
+    all_roles = dict(roles)
+    if len(job_types) == 1:  # the single form: its worker and queues are the API's, as they always were
+        (only,) = typed.values()
+        all_roles.update(only)
+        functions[Role.WORKER] = next(iter(job_types.values())).worker
+    rest_api = roles[Role.API]
+    routes = _routes(stack, rest_api)
+    own_ids = {spec.logical_id for spec in functions.values()} | {
+        job_type.worker.logical_id for job_type in job_types.values()
+    }
+    extra = {
+        r.function: stack.function(r.function)
+        for r in routes
+        if r.function is not None and r.function not in own_ids
+    }
+    event_sources = [
+        *(source for job_type in job_types.values() for source in job_type.event_sources),
+        *stack.event_sources(functions[Role.DEAD_LETTER].logical_id),
+    ]
+    slug = base = slug_of(path)
+    counter = 2
+    while slug in slugs:
+        slug, counter = f"{base}-{counter}", counter + 1
+    slugs.add(slug)
+    binary = stack.resources[rest_api].get("Properties", {}).get("BinaryMediaTypes", [])
+    return ApiSpec(
+        path=path,
+        slug=slug,
+        stack=stack,
+        rest_api=rest_api,
+        stage_name=_stage_name(stack, rest_api),
+        routes=routes,
+        gateway_responses=_gateway_responses(stack, rest_api),
+        binary_media_types=tuple(str(t) for t in binary),
+        functions=functions,
+        event_sources=tuple(event_sources),
+        roles=all_roles,
+        extra_functions=extra,
+        job_types=job_types,
+    )

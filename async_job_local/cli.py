@@ -36,6 +36,7 @@ from async_job_local.assembly import AssemblyError, app_command, load_assembly, 
 from async_job_local.backend import Backend, EndpointBackend
 from async_job_local.client import TERMINAL_STATUSES, JobClient
 from async_job_local.functions import FunctionLogs
+from async_job_local.handler_check import HandlerError
 from async_job_local.runtime import (
     DEFAULT_API_CONCURRENCY,
     DEFAULT_CONCURRENCY,
@@ -141,6 +142,12 @@ def _parser() -> argparse.ArgumentParser:
         "--api", help="with several job APIs: which one --submit uses (construct path or prefix)"
     )
     local.add_argument(
+        "--type",
+        dest="job_type",
+        metavar="NAME",
+        help="with --submit: the job type to submit (default: the API's only type)",
+    )
+    local.add_argument(
         "--exit-when-done",
         action="store_true",
         help="with --submit: exit when the job ends (0 if SUCCEEDED, else 1) instead of serving on",
@@ -201,6 +208,9 @@ def _print(message: str = "") -> None:
 
 def _describe_api(api: LocalApi) -> list[str]:
     lines = [f"  {api.spec.path}: {api.jobs_url}"]
+    for name, job_type in api.spec.job_types.items():
+        handler = job_type.handler or job_type.worker.handler
+        lines.append(f"      job type {name}: POST {api.base_url}/{name} (handler {handler})")
     for route in api.routes:
         if route.function is not None:
             lines.append(f"      {route.http_method:<6} {api.base_url}{route.resource_path}")
@@ -249,13 +259,14 @@ def _follow(runtime: LocalRuntime, args: argparse.Namespace, stop: _Stop) -> int
     """Submit ``args.submit``, show its progress until it ends, print the outcome; return the exit code."""
     try:
         api = runtime.api(args.api)
+        submit_url = api.submit_url(args.job_type)
     except KeyError as error:
-        _print(f"async-job local: {error.args[0]}")
+        _print(f"async-job local: {error.args[0]} (--api, --type)")
         return EXIT_USAGE
     client = JobClient(api.jobs_url, principal=args.principal)
     started = time.monotonic()
-    response = client.submit(args.submit)
-    _print(f"POST {api.jobs_url} -> {response.status}")
+    response = client.request("POST", submit_url, args.submit.encode(), {"Content-Type": "application/json"})
+    _print(f"POST {submit_url} -> {response.status}")
     if response.status != 202:
         _print(response.body.decode("utf-8", "replace"))
         return EXIT_NOT_SUCCEEDED
@@ -360,6 +371,9 @@ def _local(args: argparse.Namespace) -> int:
         except OSError as error:
             _print(f"async-job local: cannot serve on {args.host}:{args.port}: {error}")
             return EXIT_USAGE
+        except HandlerError as error:
+            _print(f"async-job local: cannot start: a job handler cannot be loaded:\n{error}")
+            return EXIT_USAGE
         except Exception as error:  # an unreachable endpoint, missing credentials, an unsupported template
             _print(f"async-job local: cannot start: {type(error).__name__}: {error}")
             return EXIT_USAGE
@@ -379,7 +393,7 @@ def _local(args: argparse.Namespace) -> int:
         code = EXIT_SUCCEEDED
         if args.submit is not None:
             code = _follow(runtime, args, stop)
-            if args.exit_when_done:
+            if args.exit_when_done or code == EXIT_USAGE:
                 return code
         if not stop.event.is_set():
             _print("Ready. Serving until Ctrl-C.")

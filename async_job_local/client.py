@@ -145,15 +145,21 @@ class JobClient:
 
     # ---------------------------------------------------------------------------------------------- jobs
 
-    def submit(self, payload: Any, *, content_type: str = "application/json") -> HttpResponse:
-        """``POST /jobs``. ``payload``: an object (sent as JSON), or ``str``/``bytes`` sent as they are."""
+    def submit(
+        self, payload: Any, *, content_type: str = "application/json", job_type: str | None = None
+    ) -> HttpResponse:
+        """``POST /jobs``, or ``POST /{job_type}`` beside it. ``payload``: an object (sent as JSON), or
+        ``str``/``bytes`` sent as they are."""
         if isinstance(payload, bytes):
             body = payload
         elif isinstance(payload, str):
             body = payload.encode()
         else:
             body = json.dumps(payload).encode()
-        return self.request("POST", self._jobs_path, body, {"Content-Type": content_type})
+        path = self._jobs_path
+        if job_type is not None:
+            path = f"{path.rsplit('/', 1)[0]}/{quote(job_type, safe='')}"
+        return self.request("POST", path, body, {"Content-Type": content_type})
 
     def job_url(self, job: str) -> str:
         """The status URL of a job id (an absolute URL is returned as is)."""

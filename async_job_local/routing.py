@@ -85,6 +85,29 @@ class LocalApi:
         """``POST`` here to submit a job."""
         return f"{self.base_url}/{DEFAULT_JOB_TYPE}"
 
+    @property
+    def job_types(self) -> tuple[str, ...]:
+        """The names of its job types, in template order."""
+        return tuple(self.spec.job_types)
+
+    def submit_url(self, job_type: str | None = None) -> str:
+        """``POST`` here to submit a job of ``job_type`` (None: the API's only type).
+
+        Raises ``KeyError`` naming the types when ``job_type`` is not one of them, or is None and the API
+        has several.
+        """
+        if job_type is None:
+            if len(self.job_types) != 1:
+                raise KeyError(
+                    f"{self.spec.path} has {len(self.job_types)} job types; name one of: {', '.join(self.job_types)}"
+                )
+            (job_type,) = self.job_types
+        elif job_type not in self.spec.job_types:
+            raise KeyError(
+                f"{self.spec.path} has no job type {job_type!r}; its types: {', '.join(self.job_types)}"
+            )
+        return f"{self.base_url}/{job_type}"
+
     def match(self, method: str, path: str) -> tuple[LocalRoute, dict[str, str]] | None:
         """The route for ``method`` and ``path`` (API Gateway's precedence: literal segments, then ``ANY``)."""
         candidates = []

@@ -26,6 +26,7 @@ from async_job_local.assembly import (
 from async_job_local.backend import Backend, EmbeddedMotoBackend, LocalQueue, local_name
 from async_job_local.environment import lambda_reserved_environment, resolve_environment
 from async_job_local.functions import SANDBOX, FunctionLogs, LocalFunction
+from async_job_local.handler_check import HandlerCheck, check_handlers
 from async_job_local.poller import SqsEventSource
 from async_job_local.server import (
     DEFAULT_PRINCIPAL,
@@ -34,6 +35,7 @@ from async_job_local.server import (
     LocalApi,
     LocalRoute,
 )
+from lambda_handlers.contract import Role
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_PORT", "LocalRuntime"]
 
@@ -77,6 +79,9 @@ class LocalRuntime:
         The caller of requests without the ``X-Async-Job-Principal`` header. Default: ``local-user``.
     request_timeout
         Seconds a request may stop arriving before the API server answers it ``408``. Default: 5.
+    check_handlers
+        Import every job type's handler at start-up, in its worker's environment, and raise
+        ``HandlerError`` naming those that cannot be loaded. Default: True.
 
     Example
     -------
@@ -98,6 +103,7 @@ class LocalRuntime:
         default_principal: str = DEFAULT_PRINCIPAL,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         warn: Callable[[str], None] = _warn,
+        check_handlers: bool = True,
     ) -> None:
         if not assembly.apis:
             raise AssemblyError(f"the app in {assembly.directory} has no AsyncJobApi")
@@ -110,6 +116,7 @@ class LocalRuntime:
         self.default_principal = default_principal
         self.request_timeout = request_timeout
         self._warn = warn
+        self.check_handlers = check_handlers
         self._owns_backend = backend is None
         self._backend = backend
         self._resources: dict[tuple[str, str], _Resource] = {}
@@ -141,6 +148,8 @@ class LocalRuntime:
                 self._backend = EmbeddedMotoBackend()
             for spec in self.assembly.apis:
                 self.apis.append(self._build_api(spec))
+            if self.check_handlers:
+                check_handlers(self._handler_checks())
             self.server = GatewayServer(
                 self.apis,
                 host=self.host,
@@ -186,17 +195,32 @@ class LocalRuntime:
                 return api
         raise KeyError(f"no job API {name!r}; the app has: {self._names()}")
 
+    def _handler_checks(self) -> list[HandlerCheck]:
+        checks = []
+        for api in self.apis:
+            for job_type in api.spec.job_types.values():
+                function = self.functions[(api.spec.stack.stack_name, job_type.worker.logical_id)]
+                checks.append(HandlerCheck(f"{api.spec.path}, job type {job_type.name!r}", function))
+        return checks
+
     def _names(self) -> str:
         return ", ".join(f"{api.spec.path} ({api.prefix})" for api in self.apis)
 
-    def queue(self, api: LocalApi, role: str = "queue") -> LocalQueue:
-        """The local queue of ``api`` with the ``AsyncJob`` role ``queue`` or ``dead-letter-queue``."""
-        resource = self._resource(api.spec.stack, api.spec.roles[role])
+    def queue(self, api: LocalApi, role: str = Role.QUEUE, job_type: str | None = None) -> LocalQueue:
+        """The local queue of ``api`` with the role ``queue`` or ``dead-letter-queue``, of ``job_type`` (or of
+        the API's only type when None)."""
+        if job_type is None and len(api.spec.job_types) != 1:
+            raise KeyError(f"{api.spec.path} has job types {', '.join(api.spec.job_types)}: name one")
+        spec = api.spec.job_types[job_type or next(iter(api.spec.job_types))]
+        logical_id = spec.queue if role == Role.QUEUE else spec.dead_letter_queue
+        if logical_id is None:
+            raise KeyError(f"{api.spec.path}, job type {spec.name!r}: the template marks no {role}")
+        resource = self._resource(api.spec.stack, logical_id)
         return LocalQueue(url=resource.attributes[None], arn=resource.attributes["Arn"])
 
     def table_name(self, api: LocalApi) -> str:
         """The local name of the status table of ``api``."""
-        return self._resource(api.spec.stack, api.spec.roles["table"]).attributes[None]
+        return self._resource(api.spec.stack, api.spec.roles[Role.TABLE]).attributes[None]
 
     # ------------------------------------------------------------------------------------------ resources
 
@@ -265,7 +289,8 @@ class LocalRuntime:
         for source in sources:
             pollers[source.function] = pollers.get(source.function, 0) + self._pollers(source)
         functions: dict[str, LocalFunction] = {}
-        for function_spec in (*spec.functions.values(), *spec.extra_functions.values()):
+        workers = [job_type.worker for job_type in spec.job_types.values()]
+        for function_spec in (*spec.functions.values(), *workers, *spec.extra_functions.values()):
             functions[function_spec.logical_id] = self._function(
                 stack, function_spec, pollers.get(function_spec.logical_id, self.api_concurrency)
             )

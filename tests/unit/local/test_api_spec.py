@@ -88,3 +88,80 @@ def test_two_apis_with_one_slug_get_distinct_prefixes(make_stack: StackFactory) 
 )
 def test_slug_is_the_lowercased_construct_path(path: str, slug: str) -> None:
     assert slug_of(path) == slug
+
+
+def test_an_api_with_two_job_types_has_each_types_worker_queues_and_mappings(
+    make_stack: StackFactory,
+) -> None:
+    # GIVEN a template with types reports (batch 1, concurrency 2) and thumbs (batch 5), marked jobType
+    template = api_template(
+        types=("reports", "thumbs"), typed=True, batch_sizes=[1, 5], concurrencies=[2, None]
+    )
+
+    # WHEN its APIs are read
+    (api,) = apis_of(make_stack(template), set())
+
+    # THEN each type has its own worker, queues and mapping; the shared functions are the API's
+    assert list(api.job_types) == ["reports", "thumbs"]
+    reports, thumbs = api.job_types["reports"], api.job_types["thumbs"]
+    assert (reports.worker.logical_id, reports.queue, reports.dead_letter_queue) == (
+        "WorkerReports",
+        "QueueReports",
+        "DlqReports",
+    )
+    assert (thumbs.worker.logical_id, thumbs.handler) == ("WorkerThumbs", "thumbs.run")
+    assert [(s.batch_size, s.maximum_concurrency) for s in reports.event_sources] == [(1, 2)]
+    assert [(s.batch_size, s.maximum_concurrency) for s in thumbs.event_sources] == [(5, None)]
+    assert set(api.functions) == {"submit", "status", "dead-letter"}
+    assert "worker" not in api.roles
+
+
+def test_the_dead_letter_function_polls_every_types_dead_letter_queue(make_stack: StackFactory) -> None:
+    # GIVEN a two-type template WHEN it is read
+    (api,) = apis_of(make_stack(api_template(types=("reports", "thumbs"), typed=True)), set())
+
+    # THEN the API's mappings are each worker's and the dead-letter function's, one per DLQ
+    pairs = {(source.function, source.queue) for source in api.event_sources}
+    assert pairs == {
+        ("WorkerReports", "QueueReports"),
+        ("WorkerThumbs", "QueueThumbs"),
+        ("DeadLetter", "DlqReports"),
+        ("DeadLetter", "DlqThumbs"),
+    }
+
+
+def test_unmarked_per_type_resources_are_the_jobs_type_with_todays_roles(make_stack: StackFactory) -> None:
+    # GIVEN today's single-type template (no jobType anywhere)
+    (api,) = apis_of(make_stack(api_template()), set())
+
+    # THEN it has one type, jobs, and its worker and queues keep their roles on the API
+    assert list(api.job_types) == ["jobs"]
+    assert api.job_types["jobs"].handler == "jobs.run"
+    assert (api.roles["worker"], api.roles["queue"], api.roles["dead-letter-queue"]) == (
+        "WorkerJobs",
+        "QueueJobs",
+        "DlqJobs",
+    )
+
+
+def test_fails_if_two_resources_of_one_type_have_one_role(make_stack: StackFactory) -> None:
+    # GIVEN a second worker marked for type reports
+    template = api_template(types=("reports",), typed=True)
+    template["Resources"]["WorkerReports2"] = template["Resources"]["WorkerReports"]
+
+    # WHEN it is read THEN the error names both
+    with pytest.raises(
+        AssemblyError, match=r"job type 'reports' has two worker resources \(WorkerReports, WorkerReports2\)"
+    ):
+        list(apis_of(make_stack(template), set()))
+
+
+def test_fails_if_a_job_type_has_no_worker(make_stack: StackFactory) -> None:
+    # GIVEN type thumbs with queues but no worker
+    template = api_template(types=("reports", "thumbs"), typed=True)
+    del template["Resources"]["WorkerThumbs"]
+    del template["Resources"]["EsmThumbs"]
+
+    # WHEN it is read THEN the error names the type
+    with pytest.raises(AssemblyError, match=r"no worker for job type\(s\) thumbs"):
+        list(apis_of(make_stack(template), set()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from async_job_local.api_spec import RouteSpec
 from async_job_local.routing import LocalApi, LocalRoute
 from tests.unit.local.conftest import StackFactory
@@ -84,3 +86,38 @@ def test_the_jobs_url_is_the_default_types_route_under_the_prefix(make_stack: St
 
     # THEN jobs are submitted at /jobs under it
     assert api.jobs_url == "http://127.0.0.1:3000/stack-media/jobs"
+
+
+def typed_api(make_stack: StackFactory, types: tuple[str, ...]) -> LocalApi:
+    from async_job_local.api_spec import apis_of
+
+    (spec,) = apis_of(make_stack(api_template(types=types, typed=True)), set())
+    api = LocalApi(spec=spec, routes=[])
+    api.base_url = "http://127.0.0.1:3000/stack-media"
+    return api
+
+
+def test_the_submit_url_of_a_type_is_its_own_path(make_stack: StackFactory) -> None:
+    # GIVEN an API with types reports and thumbs
+    api = typed_api(make_stack, ("reports", "thumbs"))
+
+    # THEN each is submitted at /{name}
+    assert api.job_types == ("reports", "thumbs")
+    assert api.submit_url("thumbs") == "http://127.0.0.1:3000/stack-media/thumbs"
+
+
+def test_the_submit_url_without_a_type_is_the_only_types(make_stack: StackFactory) -> None:
+    api = typed_api(make_stack, ("reports",))
+    assert api.submit_url() == "http://127.0.0.1:3000/stack-media/reports"
+
+
+def test_fails_if_no_type_is_named_and_the_api_has_several(make_stack: StackFactory) -> None:
+    api = typed_api(make_stack, ("reports", "thumbs"))
+    with pytest.raises(KeyError, match="name one of: reports, thumbs"):
+        api.submit_url()
+
+
+def test_fails_if_the_type_named_is_not_one_of_the_apis(make_stack: StackFactory) -> None:
+    api = typed_api(make_stack, ("reports", "thumbs"))
+    with pytest.raises(KeyError, match="no job type 'videos'; its types: reports, thumbs"):
+        api.submit_url("videos")
