@@ -81,7 +81,11 @@ def api_template(
         "Table": {
             "Type": "AWS::DynamoDB::Table",
             "Metadata": mark(Role.TABLE),
-            "Properties": {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]},
+            "Properties": {
+                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                "BillingMode": "PAY_PER_REQUEST",
+            },
         },
         "RuntimeLayer": {
             "Type": "AWS::Lambda::LayerVersion",
