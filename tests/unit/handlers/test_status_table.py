@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from lambda_handlers.conditions import ALIVE
-from lambda_handlers.job_run import backoff_seconds
 from lambda_handlers.models import Job, JobStatus, utc_now
 from lambda_handlers.status_table import StatusTable
 from tests.unit.handlers.conftest import TTL_SECONDS, Aws
@@ -68,7 +67,10 @@ def test_an_update_may_leave_the_written_job_untold(aws: Aws) -> None:
     assert item["expiresAt"] > 0
 
 
-def test_the_backoff_is_arithmetic_without_a_worker() -> None:
+def test_the_backoff_is_arithmetic_without_a_worker(aws_environment: None) -> None:
+    # job_run builds the Powertools metrics at import: import it under the tests' Powertools settings
+    from lambda_handlers.job_run import backoff_seconds
+
     class Top:
         def uniform(self, low: float, high: float) -> float:
             return high
