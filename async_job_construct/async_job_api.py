@@ -25,8 +25,7 @@ from async_job_construct.props import ApiProps, refuse_partial_single_type
 from async_job_construct.runtime_assets import runtime_assets
 from async_job_construct.shared_functions import SharedFunctions
 from async_job_construct.table import status_table
-from async_job_construct.validation import check_job_type_name
-from lambda_handlers.contract import DEFAULT_JOB_TYPE, Env
+from lambda_handlers.contract import DEFAULT_JOB_TYPE
 
 __all__ = ["AsyncJobApi"]
 
@@ -224,28 +223,8 @@ class AsyncJobApi(Construct):
         self.powertools_layer: lambda_.ILayerVersion = self._functions.powertools_layer(
             self.runtime, self.architecture
         )
-        self._common_environment: dict[str, str] = {
-            Env.TABLE_NAME: self.table.table_name,
-            "POWERTOOLS_SERVICE_NAME": id,
-            "POWERTOOLS_METRICS_NAMESPACE": self.metrics_namespace,
-            # Every function that ends a job sets its expiry: job_ttl from the end.
-            Env.TTL_SECONDS: str(int(self.job_ttl.to_seconds())),
-            # Unless AWS calls are traced, the runtime builds no X-Ray tracer at all (a third of its cold start).
-            **({} if self.tracing and self.trace_aws_calls else {"POWERTOOLS_TRACE_DISABLED": "true"}),
-        }
         self._shared = SharedFunctions(
-            self,
-            self._functions,
-            runtime_assets(),
-            table=self.table,
-            table_key=self.encryption_key if table is None else None,
-            encryption_key=self.encryption_key,
-            runtime=self.runtime,
-            architecture=self.architecture,
-            environment=self._common_environment,
-            retry_after_seconds=int(self.poll_interval.to_seconds()),
-            idempotency_key_required=self.idempotency_key_required,
-            operators=self.operators,
+            self, self._functions, runtime_assets(), props, table=self.table, owns_table=table is None
         )
         self.runtime_layer: lambda_.LayerVersion = self._shared.runtime_layer
         self.submit_function: lambda_.Function = self._shared.submit_function
@@ -271,7 +250,7 @@ class AsyncJobApi(Construct):
         self.jobs_resource: apigateway.Resource = self._gateway.jobs_resource
         self.usage_plan: apigateway.UsagePlan | None = self._gateway.usage_plan
         if handler is not None and code is not None:
-            self._add_job_type(
+            self.add_job_type(
                 DEFAULT_JOB_TYPE,
                 handler=handler,
                 code=code,
@@ -287,7 +266,7 @@ class AsyncJobApi(Construct):
 
     # --------------------------------------------------------------------------------------------- job types
 
-    def _add_job_type(
+    def add_job_type(
         self,
         name: str,
         *,
@@ -325,8 +304,7 @@ class AsyncJobApi(Construct):
         >>> reports = jobs.add_job_type("reports", handler="reports.generate", code=code,
         ...                             timeout=Duration.minutes(10))
         """
-        check_job_type_name(name, self._job_types)
-        job_type = JobType(
+        return JobType(
             self,
             name,
             handler=handler,
@@ -347,10 +325,12 @@ class AsyncJobApi(Construct):
             queue=queue,
             dead_letter_queue=dead_letter_queue,
         )
-        self._job_types[name] = job_type
+
+    def _register(self, job_type: JobType) -> None:
+        """Called by a new ``JobType`` once built: list it, and extend the ``grant_invoke`` grants to it."""
+        self._job_types[job_type.name] = job_type
         for grantee in self._invokers:
             job_type.grant_submit(grantee)
-        return job_type
 
     @property
     def job_types(self) -> Mapping[str, JobType]:
@@ -362,10 +342,15 @@ class AsyncJobApi(Construct):
     def _single(self, attribute: str) -> JobType:
         if len(self._job_types) == 1:
             return next(iter(self._job_types.values()))
-        names = ", ".join(repr(n) for n in self._job_types) or "none"
+        if not self._job_types:
+            raise AttributeError(
+                f"{self.node.path}.{attribute} belongs to a job type, and this API has no job type yet: add one "
+                f"with add_job_type(name, ...) and read job_types[name].{attribute}"
+            )
+        names = ", ".join(repr(name) for name in self._job_types)
         raise AttributeError(
-            f"{self.node.path}.{attribute} belongs to a job type, and this API has "
-            f"{len(self._job_types)} (names: {names}): read job_types[<name>].{attribute} instead"
+            f"{self.node.path}.{attribute} belongs to a job type, and this API has {len(self._job_types)} job "
+            f"types ({names}): read job_types[{next(iter(self._job_types))!r}].{attribute} (or another name)"
         )
 
     @property

@@ -165,10 +165,6 @@ class FunctionFactory:
         cfn_role = execution_role.node.default_child
         assert isinstance(cfn_function, lambda_.CfnFunction)
         assert isinstance(cfn_role, iam.CfnRole)
-        policy = execution_role.node.try_find_child("DefaultPolicy")
-        if policy is not None:
-            cfn_policy = policy.node.default_child
-            assert isinstance(cfn_policy, iam.CfnPolicy)
-            cfn_function.add_override("DependsOn", [Stack.of(scope).get_logical_id(cfn_policy)])
+        cfn_function.add_override("DependsOn", _DependsOnAllButRole(cfn_function, cfn_role))
         self.functions.append(function)
         return function

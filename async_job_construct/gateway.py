@@ -171,7 +171,7 @@ class JobGateway:
         access_log_group: logs.ILogGroup,
     ) -> None:
         self._options = options
-        account = None
+        account = _shared_account(scope) if options.cloud_watch_role else None
         api = apigateway.RestApi(
             scope,
             "Api",
@@ -194,6 +194,7 @@ class JobGateway:
         mark(api, api=scope, role=Role.API)
         if options.cloud_watch_role:
             if account is None:
+                setattr(Stack.of(scope), _ACCOUNT_ATTRIBUTE, api.node.find_child("Account"))
                 acknowledge_cloud_watch_role(api)
             else:  # one AWS::ApiGateway::Account per stack: this stage waits for the first API's
                 api.deployment_stage.node.add_dependency(account)

@@ -17,9 +17,13 @@ from async_job_construct import defaults
 from async_job_construct.metadata import mark
 from async_job_construct.queues import QueueOptions, resolve_queues, warn_if_retries_outlive_retention
 from async_job_construct.validation import (
-    PropValueError,
+    check_code_asset,
+    check_duration,
     check_duration_range,
+    check_instance,
+    check_int,
     check_int_range,
+    check_job_type_name,
     check_python_handler,
     check_python_runtime,
     check_worker_environment,
@@ -38,16 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["JobType"]
 
 _DEAD_LETTER_BATCH_SIZE = 10
-
-
-def _check_instance(prop: str, value: object, expected: type, example: str) -> None:
-    if not isinstance(value, expected):
-        raise PropValueError(
-            prop,
-            f"{value!r} of type {type(value).__name__}",
-            f"must be a {expected.__name__}",
-            f"Pass {example}.",
-        )
 
 
 class JobType(Construct):
@@ -87,7 +81,7 @@ class JobType(Construct):
         queue: sqs.IQueue | None = None,
         dead_letter_queue: sqs.IQueue | None = None,
     ) -> None:
-        """Add the job type ``name`` to ``api`` (call ``api.add_job_type``, which checks the name).
+        """Add the job type ``name`` to ``api`` (the same as ``api.add_job_type(name, ...)``).
 
         Parameters
         ----------
@@ -127,44 +121,58 @@ class JobType(Construct):
             ``visibility_timeout``. Default: new SSE, TLS-only queues.
 
         """
+        check_job_type_name(name, api.job_types)
         super().__init__(api, name)
         self.name: str = name
         self.api: AsyncJobApi = api
         self.handler: str = check_python_handler("handler", handler)
-        _check_instance("code", code, lambda_.Code, 'lambda_.Code.from_asset("jobs")')
+        check_instance("code", code, lambda_.Code, 'lambda_.Code.from_asset("jobs")')
         self.code: lambda_.Code = code
-        self.timeout: Duration = defaults.DEFAULT_TIMEOUT if timeout is None else timeout
-        self.memory_size: int = defaults.DEFAULT_MEMORY_SIZE if memory_size is None else memory_size
+        self.timeout: Duration = (
+            defaults.DEFAULT_TIMEOUT if timeout is None else check_duration("timeout", timeout)
+        )
+        self.memory_size: int = (
+            defaults.DEFAULT_MEMORY_SIZE if memory_size is None else check_int("memory_size", memory_size)
+        )
         if environment is not None and not isinstance(environment, Mapping):
-            _check_instance("environment", environment, Mapping, "a dict of variable names to strings")
+            check_instance("environment", environment, Mapping, "a dict of variable names to strings")
         self.environment: Mapping[str, str] = dict(environment) if environment is not None else {}
         self.runtime: lambda_.Runtime = api.runtime if runtime is None else runtime
-        _check_instance("runtime", self.runtime, lambda_.Runtime, "lambda_.Runtime.PYTHON_3_14")
+        check_instance("runtime", self.runtime, lambda_.Runtime, "lambda_.Runtime.PYTHON_3_14")
         self.architecture: lambda_.Architecture = api.architecture if architecture is None else architecture
-        _check_instance(
-            "architecture", self.architecture, lambda_.Architecture, "lambda_.Architecture.ARM_64"
+        check_instance("architecture", self.architecture, lambda_.Architecture, "lambda_.Architecture.ARM_64")
+        self.batch_size: int = (
+            defaults.DEFAULT_BATCH_SIZE if batch_size is None else check_int("batch_size", batch_size)
         )
-        self.batch_size: int = defaults.DEFAULT_BATCH_SIZE if batch_size is None else batch_size
-        self.max_concurrency: int | None = None if max_concurrency is None else max_concurrency
+        self.max_concurrency: int | None = (
+            None if max_concurrency is None else check_int("max_concurrency", max_concurrency)
+        )
         self.retry_base_delay: Duration = (
-            defaults.DEFAULT_RETRY_BASE_DELAY if retry_base_delay is None else retry_base_delay
+            defaults.DEFAULT_RETRY_BASE_DELAY
+            if retry_base_delay is None
+            else check_duration("retry_base_delay", retry_base_delay)
         )
         self.retry_max_delay: Duration = (
-            defaults.DEFAULT_RETRY_MAX_DELAY if retry_max_delay is None else retry_max_delay
+            defaults.DEFAULT_RETRY_MAX_DELAY
+            if retry_max_delay is None
+            else check_duration("retry_max_delay", retry_max_delay)
         )
         self.max_payload_bytes: int = (
-            defaults.DEFAULT_MAX_PAYLOAD_BYTES if max_payload_bytes is None else max_payload_bytes
+            defaults.DEFAULT_MAX_PAYLOAD_BYTES
+            if max_payload_bytes is None
+            else check_int("max_payload_bytes", max_payload_bytes)
         )
         if max_receive_count is not None:
-            max_receive_count = max_receive_count
+            max_receive_count = check_int("max_receive_count", max_receive_count)
         if visibility_timeout is not None:
-            visibility_timeout = visibility_timeout
+            visibility_timeout = check_duration("visibility_timeout", visibility_timeout)
         statements = tuple(worker_policy_statements) if worker_policy_statements is not None else ()
         for statement in statements:
-            _check_instance(
+            check_instance(
                 "worker_policy_statements", statement, iam.PolicyStatement, "iam.PolicyStatement(...)"
             )
         self._validate()
+        check_code_asset(self.handler, code)
 
         # The default type's resources keep the logical ids of the single-handler form: they live in the API.
         scope: Construct = api if name == DEFAULT_JOB_TYPE else self
@@ -188,6 +196,7 @@ class JobType(Construct):
         warn_if_retries_outlive_retention(scope, queues, self.timeout, self.retry_max_delay)
         self._warn_if_batched(scope)
 
+        api._shared.extend_runtime_layer(self.runtime, self.architecture)
         self.worker_function: lambda_.Function = api._functions.create(
             scope,
             "Worker",
@@ -200,7 +209,7 @@ class JobType(Construct):
             runtime=self.runtime,
             architecture=self.architecture,
             layers=[api.runtime_layer],
-            environment={**self.environment, **api._common_environment, **self._worker_environment()},
+            environment={**self.environment, **api._shared.common_environment, **self._worker_environment()},
         )
         api._shared.grant_worker(self.worker_function)
         for statement in statements:
@@ -217,13 +226,15 @@ class JobType(Construct):
         self.submit_method: apigateway.Method = api._gateway.add_submit_route(name, api.submit_function)
         #: The URL to ``POST`` this type's jobs to.
         self.url: str = api.api.url_for_path(f"/{name}")
+        api._register(self)
 
     @property
-    def _job_type_mark(self) -> str | None:
-        return None
+    def _job_type_mark(self) -> str:
+        return self.name
 
     def _worker_environment(self) -> dict[str, str]:
         return {
+            Env.JOB_TYPE: self.name,
             Env.HANDLER: self.handler,
             Env.MAX_RECEIVE_COUNT: str(self.max_receive_count),
             Env.RETRY_BASE_SECONDS: str(int(self.retry_base_delay.to_seconds())),

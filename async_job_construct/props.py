@@ -16,7 +16,9 @@ from async_job_construct import defaults
 from async_job_construct.auth import JobApiAuth, JobApiAuthKind
 from async_job_construct.validation import (
     PropValueError,
+    check_duration,
     check_duration_range,
+    check_instance,
     check_int_range,
 )
 
@@ -73,8 +75,12 @@ class ApiProps:
     ) -> ApiProps:
         """Resolve every default and check every value (``PropValueError`` naming the prop and the fix)."""
         props = ApiProps(
-            job_ttl=defaults.DEFAULT_JOB_TTL if job_ttl is None else job_ttl,
-            poll_interval=(defaults.DEFAULT_POLL_INTERVAL if poll_interval is None else poll_interval),
+            job_ttl=defaults.DEFAULT_JOB_TTL if job_ttl is None else check_duration("job_ttl", job_ttl),
+            poll_interval=(
+                defaults.DEFAULT_POLL_INTERVAL
+                if poll_interval is None
+                else check_duration("poll_interval", poll_interval)
+            ),
             removal_policy=defaults.DEFAULT_REMOVAL_POLICY if removal_policy is None else removal_policy,
             log_retention=defaults.DEFAULT_LOG_RETENTION if log_retention is None else log_retention,
             runtime=defaults.DEFAULT_RUNTIME if runtime is None else runtime,
@@ -103,6 +109,12 @@ class ApiProps:
             cors=cors,
             web_acl_arn=web_acl_arn,
         )
+        for prop, value, expected, example in (
+            ("runtime", props.runtime, lambda_.Runtime, "lambda_.Runtime.PYTHON_3_14"),
+            ("architecture", props.architecture, lambda_.Architecture, "lambda_.Architecture.ARM_64"),
+            ("auth", props.auth, JobApiAuth, "JobApiAuth.iam()"),
+        ):
+            check_instance(prop, value, expected, example)
         props._validate()
         if props.auth.kind is JobApiAuthKind.NONE:
             Annotations.of(scope).add_warning_v2(

@@ -3,25 +3,62 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from aws_cdk import Stack
+import jsii
+from aws_cdk import Fn, IResolvable, IResolveContext, Stack, Token
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from async_job_construct import defaults
 from async_job_construct.functions import FunctionFactory
+from async_job_construct.props import ApiProps
 from async_job_construct.runtime_assets import RuntimeAssets
-from lambda_handlers.contract import Env, Role
+from lambda_handlers.contract import Env, JobTypeKey, Role
 
 if TYPE_CHECKING:
     from async_job_construct.job_type import JobType
 
-__all__ = ["SharedFunctions"]
+__all__ = ["SharedFunctions", "service_name"]
+
+
+@jsii.implements(IResolvable)
+class _JobTypesDocument:
+    """``Env.JOB_TYPES``: JSON of every type's settings by name, rendered when the template is."""
+
+    def __init__(self, scope: Construct, job_types: Sequence[JobType]) -> None:
+        self._scope = scope
+        self._job_types = job_types
+        self.creation_stack: list[str] = []
+
+    def resolve(self, context: IResolveContext) -> Any:
+        document = {
+            job_type.name: {
+                JobTypeKey.QUEUE_URL: job_type.queue.queue_url,
+                JobTypeKey.MAX_PAYLOAD_BYTES: job_type.max_payload_bytes,
+                JobTypeKey.MAX_RECEIVE_COUNT: job_type.max_receive_count,
+            }
+            for job_type in self._job_types
+        }
+        return Stack.of(self._scope).to_json_string(document)
+
+    def to_string(self) -> str:
+        return "JobTypesDocument"
+
+
+def service_name(api: Construct) -> str:
+    """``POWERTOOLS_SERVICE_NAME`` of every function of ``api``: its stack and path, unique in the account and
+    region (metrics are dimensioned by it and the job type, so two APIs never share a series)."""
+    stack = Stack.of(api)
+    relative = api.node.path.removeprefix(stack.node.path + "/")
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", relative)
+    if Token.is_unresolved(stack.stack_name):
+        return Fn.join("-", [stack.stack_name, name])
+    return f"{stack.stack_name}-{name}"
 
 
 class SharedFunctions:
@@ -38,29 +75,36 @@ class SharedFunctions:
         scope: Construct,
         functions: FunctionFactory,
         assets: RuntimeAssets,
+        props: ApiProps,
         *,
         table: dynamodb.ITable,
-        table_key: kms.IKey | None,
-        encryption_key: kms.IKey | None,
-        runtime: lambda_.Runtime,
-        architecture: lambda_.Architecture,
-        environment: Mapping[str, str],
-        retry_after_seconds: int,
-        idempotency_key_required: bool,
-        operators: Sequence[str],
+        owns_table: bool,
     ) -> None:
         self._table = table
-        self._table_key = table_key
+        # table.grant() leaves the table's key to the caller (the queues' grants include theirs).
+        self._table_key = props.encryption_key if owns_table else None
+        runtime, architecture = props.runtime, props.architecture
+        #: What every function of the API is told: the table, the metrics' identity, the TTL.
+        self.common_environment: Mapping[str, str] = {
+            Env.TABLE_NAME: table.table_name,
+            "POWERTOOLS_SERVICE_NAME": service_name(scope),
+            "POWERTOOLS_METRICS_NAMESPACE": props.metrics_namespace,
+            # Every function that ends a job sets its expiry: job_ttl from the end.
+            Env.TTL_SECONDS: str(int(props.job_ttl.to_seconds())),
+            # Unless AWS calls are traced, the runtime builds no X-Ray tracer at all (a third of its cold start).
+            **({} if props.tracing and props.trace_aws_calls else {"POWERTOOLS_TRACE_DISABLED": "true"}),
+        }
+        # The runtime is pure Python, so one layer serves every worker: its compatible runtimes and architectures
+        # are set on the L1 and extended per job type (the L2 would refuse a worker outside its first list).
         self.runtime_layer = lambda_.LayerVersion(
             scope,
             "RuntimeLayer",
             code=lambda_.Code.from_asset(str(assets.layer_dir)),
-            compatible_runtimes=[runtime],
-            compatible_architectures=[architecture],
             description="async-job-construct runtime (lambda_handlers) for the worker",
         )
-        self._layer_runtimes = [runtime.name]
-        self._layer_architectures = [architecture.name]
+        self._layer_runtimes: list[str] = []
+        self._layer_architectures: list[str] = []
+        self.extend_runtime_layer(runtime, architecture)
         code = lambda_.Code.from_asset(str(assets.function_dir))
 
         def create(id: str, role: str, handler: str, variables: Mapping[str, str]) -> lambda_.Function:
@@ -78,17 +122,17 @@ class SharedFunctions:
                 memory_size=defaults.API_FUNCTION_MEMORY_SIZE,
                 runtime=runtime,
                 architecture=architecture,
-                environment={**environment, **variables},
+                environment={**self.common_environment, **variables},
             )
 
-        retry_after = str(retry_after_seconds)
+        retry_after = str(int(props.poll_interval.to_seconds()))
         self.submit_function = create(
             "SubmitFunction",
             Role.SUBMIT,
             "lambda_handlers.submit.handler",
             {
                 Env.RETRY_AFTER_SECONDS: retry_after,
-                Env.IDEMPOTENCY_KEY_REQUIRED: "true" if idempotency_key_required else "false",
+                Env.IDEMPOTENCY_KEY_REQUIRED: "true" if props.idempotency_key_required else "false",
             },
         )
         self.status_function = create(
@@ -97,7 +141,7 @@ class SharedFunctions:
             "lambda_handlers.status.handler",
             {
                 Env.RETRY_AFTER_SECONDS: retry_after,
-                **({Env.OPERATORS: json.dumps(list(operators))} if operators else {}),
+                **({Env.OPERATORS: json.dumps(list(props.operators))} if props.operators else {}),
             },
         )
         self.dead_letter_function = create(
@@ -109,16 +153,20 @@ class SharedFunctions:
         table.grant(self.status_function, "dynamodb:GetItem", "dynamodb:UpdateItem")  # read, cancel
         # Get to decide on the job as it is, Update to end it.
         table.grant(self.dead_letter_function, "dynamodb:GetItem", "dynamodb:UpdateItem")
-        if encryption_key is not None:
+        if props.encryption_key is not None:
             # CloudWatch Logs encrypts the log groups with the key; an imported key's policy must allow it.
-            encryption_key.grant_encrypt_decrypt(
+            props.encryption_key.grant_encrypt_decrypt(
                 iam.ServicePrincipal(f"logs.{Stack.of(scope).region}.amazonaws.com")
             )
         for function in (self.submit_function, self.status_function, self.dead_letter_function):
             self._grant_table_key(function)
+        self._job_types: list[JobType] = []
+        # Rendered at synth, so that it names every type, also those added after the functions.
+        job_types = Token.as_string(_JobTypesDocument(scope, self._job_types))
+        self.submit_function.add_environment(Env.JOB_TYPES, job_types)
+        self.dead_letter_function.add_environment(Env.JOB_TYPES, job_types)
 
     def _grant_table_key(self, function: lambda_.Function) -> None:
-        # table.grant() leaves the table's key to the caller; the queues' grants include theirs.
         if self._table_key is not None:
             self._table_key.grant(
                 function, "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"
@@ -136,14 +184,11 @@ class SharedFunctions:
             job_type.queue.encryption_master_key.grant(
                 self.submit_function, "kms:GenerateDataKey", "kms:Decrypt"
             )
-        self.submit_function.add_environment(Env.QUEUE_URL, job_type.queue.queue_url)
-        self.submit_function.add_environment(Env.MAX_PAYLOAD_BYTES, str(job_type.max_payload_bytes))
-        self.dead_letter_function.add_environment(Env.MAX_RECEIVE_COUNT, str(job_type.max_receive_count))
+        self._job_types.append(job_type)
         self.dead_letter_function.add_event_source(job_type.dead_letter_event_source())
-        self._extend_runtime_layer(job_type.runtime, job_type.architecture)
 
-    def _extend_runtime_layer(self, runtime: lambda_.Runtime, architecture: lambda_.Architecture) -> None:
-        """The runtime is pure Python: declare the layer compatible with every worker's runtime and arch."""
+    def extend_runtime_layer(self, runtime: lambda_.Runtime, architecture: lambda_.Architecture) -> None:
+        """Declare the runtime layer compatible with ``runtime`` and ``architecture`` (of a new worker)."""
         cfn_layer = self.runtime_layer.node.default_child
         assert isinstance(cfn_layer, lambda_.CfnLayerVersion)
         if runtime.name not in self._layer_runtimes:

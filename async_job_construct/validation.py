@@ -23,6 +23,7 @@ __all__ = [
     "check_code_asset",
     "check_duration",
     "check_duration_range",
+    "check_instance",
     "check_int",
     "check_int_range",
     "check_job_type_name",
@@ -75,6 +76,12 @@ def check_duration(prop: str, value: object) -> Duration:
     else:
         fix = "Pass an aws_cdk.Duration, e.g. Duration.minutes(5)."
     raise PropValueError(prop, _quoted(value), "must be an aws_cdk.Duration", fix)
+
+
+def check_instance(prop: str, value: object, expected: type, example: str) -> None:
+    """Raise ``PropValueError`` unless ``value`` is an instance of ``expected`` (``example`` shows one)."""
+    if not isinstance(value, expected):
+        raise PropValueError(prop, _quoted(value), f"must be a {expected.__name__}", f"Pass {example}.")
 
 
 def check_int(prop: str, value: object) -> int:

@@ -86,3 +86,30 @@ def build_all_options_stack(app: cdk.App) -> cdk.Stack:
         removal_policy=cdk.RemovalPolicy.DESTROY,
     )
     return stack
+
+
+def build_job_types_stack(app: cdk.App) -> cdk.Stack:
+    """One API with several job types (on two architectures), and a second API sharing the
+    stack's API Gateway account logging role."""
+    stack = cdk.Stack(app, "JobTypes")
+    media = AsyncJobApi(stack, "Media", cloud_watch_role=True)
+    media.add_job_type(
+        "reports", handler="reports.generate", code=TEAM_CODE, timeout=cdk.Duration.minutes(10)
+    )
+    media.add_job_type(
+        "thumbnails",
+        handler="thumbs.make",
+        code=TEAM_CODE,
+        max_concurrency=5,
+        architecture=lambda_.Architecture.ARM_64,  # another runtime would be AwsSolutions-L1 (not the latest)
+    )
+    AsyncJobApi(stack, "Single", handler="reports.generate", code=TEAM_CODE, cloud_watch_role=True)
+    for api in (media, stack.node.find_child("Single")):
+        assert isinstance(api, AsyncJobApi)
+        cdk.Validations.of(api.api.deployment_stage).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions::AwsSolutions-APIG3",
+                reason="Scanner test stack: the WAF association is covered by the all-options stack.",
+            )
+        )
+    return stack

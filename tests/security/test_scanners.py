@@ -20,7 +20,7 @@ import pytest
 from cdk_nag import AwsSolutionsChecks
 
 from app import build_app
-from tests.security.stacks import build_all_options_stack
+from tests.security.stacks import build_all_options_stack, build_job_types_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
@@ -67,7 +67,15 @@ def all_options(tmp_path_factory: pytest.TempPathFactory) -> Scanned:
     return synth_with_nag(app, "AllOptions", outdir)
 
 
-@pytest.fixture(params=["sample", "all_options"])
+@pytest.fixture(scope="module")
+def job_types(tmp_path_factory: pytest.TempPathFactory) -> Scanned:
+    outdir = tmp_path_factory.mktemp("job-types")
+    app = cdk.App(outdir=str(outdir), context=REPORT_CONTEXT)
+    build_job_types_stack(app)
+    return synth_with_nag(app, "JobTypes", outdir)
+
+
+@pytest.fixture(params=["sample", "all_options", "job_types"])
 def scanned(request: pytest.FixtureRequest) -> Scanned:
     return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk import aws_lambda as lambda_
@@ -37,6 +38,20 @@ def env(template: dict[str, Any], api_path: str, role: str, job_type: str | None
     """The environment variables of the function of ``role``."""
     variables: dict[str, Any] = props(template, api_path, role, job_type)["Environment"]["Variables"]
     return variables
+
+
+def joined_json(value: Any) -> Any:
+    """Parse a JSON document CloudFormation joins from strings and references (``Ref`` -> ``<ref:Id>``)."""
+    if isinstance(value, str):
+        return json.loads(value)
+    delimiter, parts = value["Fn::Join"]
+    text = delimiter.join(part if isinstance(part, str) else f"<ref:{part['Ref']}>" for part in parts)
+    return json.loads(text)
+
+
+def job_types(template: dict[str, Any], api_path: str, role: str = "submit") -> dict[str, Any]:
+    """The ``ASYNC_JOB_TYPES`` document of the submit (or dead-letter) function."""
+    return joined_json(env(template, api_path, role)["ASYNC_JOB_TYPES"])  # type: ignore[no-any-return]
 
 
 def refers_to(value: Any, logical_id: str) -> bool:

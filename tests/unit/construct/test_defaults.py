@@ -13,6 +13,7 @@ from tests.unit.construct.helpers import (
     TEAM_CODE,
     env,
     from_stack,
+    job_types,
     policy_actions,
     props,
     refers_to,
@@ -102,7 +103,7 @@ def test_worker_gets_runtime_layer_and_public_powertools_layer(body: dict[str, A
 
 def test_api_functions_read_limits_from_defaults(body: dict[str, Any]) -> None:
     submit = env(body, API, "submit")
-    assert submit["ASYNC_JOB_MAX_PAYLOAD_BYTES"] == "262144"
+    assert job_types(body, API)["jobs"]["maxPayloadBytes"] == 262144
     assert submit["ASYNC_JOB_TTL_SECONDS"] == str(7 * 24 * 3600)
     assert submit["ASYNC_JOB_RETRY_AFTER_SECONDS"] == "5"
     assert submit["ASYNC_JOB_IDEMPOTENCY_KEY_REQUIRED"] == "false"
@@ -112,7 +113,7 @@ def test_api_functions_read_limits_from_defaults(body: dict[str, Any]) -> None:
 def test_every_function_that_ends_a_job_knows_the_ttl(body: dict[str, Any]) -> None:
     for role in ("submit", "status", "worker", "dead-letter"):
         assert env(body, API, role)["ASYNC_JOB_TTL_SECONDS"] == str(7 * 24 * 3600), role
-    assert env(body, API, "dead-letter")["ASYNC_JOB_MAX_RECEIVE_COUNT"] == "3"
+    assert job_types(body, API, "dead-letter")["jobs"]["maxReceiveCount"] == 3
 
 
 def test_queue_defaults(body: dict[str, Any]) -> None:

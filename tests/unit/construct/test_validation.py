@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -184,3 +186,108 @@ def test_unwise_values_warn() -> None:
         "/Stack/Tight", Match.string_like_regexp("visibility_timeout is 15 minutes, less than 6 x")
     )
     annotations.has_no_warning("/Stack/Quiet", Match.any_value())
+
+
+# ------------------------------------------------------------------------------------- wrong prop types
+
+
+@pytest.mark.parametrize(
+    ("prop", "value", "expected"),
+    [
+        (
+            "timeout",
+            300,
+            r"^timeout must be an aws_cdk\.Duration \(given 300 of type int\)\. .*Duration\.seconds\(300\)",
+        ),
+        (
+            "timeout",
+            datetime.timedelta(minutes=5),
+            r"^timeout must be an aws_cdk\.Duration \(given datetime\.timedelta\(seconds=300\) of type timedelta\)\. "
+            r"Pass Duration\.seconds\(300\)",
+        ),
+        (
+            "visibility_timeout",
+            1800,
+            r"^visibility_timeout must be an aws_cdk\.Duration \(given 1800 of type int\)",
+        ),
+        (
+            "retry_base_delay",
+            "10s",
+            r"^retry_base_delay must be an aws_cdk\.Duration \(given '10s' of type str\)",
+        ),
+        ("job_ttl", 7, r"^job_ttl must be an aws_cdk\.Duration \(given 7 of type int\)"),
+        (
+            "batch_size",
+            "1",
+            r"^batch_size must be an int \(given '1' of type str\)\. Pass a whole number, e\.g\. batch_size=1",
+        ),
+        ("memory_size", 1024.5, r"^memory_size must be a whole number \(given 1024\.5 of type float\)"),
+        ("max_receive_count", True, r"^max_receive_count must be an int \(given True of type bool\)"),
+        (
+            "code",
+            "jobs",
+            r"^code must be a Code \(given 'jobs' of type str\)\. Pass lambda_\.Code\.from_asset",
+        ),
+        ("runtime", "python3.14", r"^runtime must be a Runtime \(given 'python3\.14' of type str\)"),
+    ],
+)
+def test_fails_if_a_prop_has_the_wrong_type(prop: str, value: object, expected: str) -> None:
+    with pytest.raises(PropValueError, match=expected):
+        build(**{prop: value})
+
+
+def test_fails_if_an_environment_value_is_not_a_string() -> None:
+    with pytest.raises(
+        PropValueError,
+        match=r"^environment must map variable names to strings \(given 'LIMIT': 10 of type int\)",
+    ):
+        build(environment={"LIMIT": 10})
+
+
+# ---------------------------------------------------------------------------------- local code folders
+
+
+def _folder(tmp_path: Path, *files: str) -> lambda_.Code:
+    for name in files:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("def generate(payload, job):\n    return payload\n")
+    return lambda_.Code.from_asset(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("handler", "files"),
+    [
+        ("reports.generate", ["reports.py"]),
+        ("reports.generate", ["reports/__init__.py"]),
+        ("pkg.jobs.run", ["pkg/__init__.py", "pkg/jobs.py"]),
+        ("pkg.jobs.run", ["pkg/jobs/__init__.py"]),
+    ],
+)
+def test_a_handler_whose_module_is_in_the_folder_is_accepted(
+    tmp_path: Path, handler: str, files: list[str]
+) -> None:
+    build(handler=handler, code=_folder(tmp_path, *files))
+
+
+@pytest.mark.parametrize(
+    ("handler", "files"), [("reports.generate", ["report.py"]), ("pkg.jobs.run", ["jobs.py"])]
+)
+def test_fails_if_the_handler_module_is_not_in_the_code_folder(
+    tmp_path: Path, handler: str, files: list[str]
+) -> None:
+    module = handler.rpartition(".")[0]
+    with pytest.raises(
+        PropValueError, match=rf"^handler names module '{module}', which is not in the code folder"
+    ):
+        build(handler=handler, code=_folder(tmp_path, *files))
+
+
+@pytest.mark.parametrize("shadow", ["lambda_handlers/__init__.py", "lambda_handlers.py"])
+def test_fails_if_the_code_folder_shadows_the_runtime_package(tmp_path: Path, shadow: str) -> None:
+    with pytest.raises(
+        PropValueError,
+        match=r"^code must not contain a top-level 'lambda_handlers' package: Lambda puts your code before the "
+        r"runtime layer.*Rename your package",
+    ):
+        build(code=_folder(tmp_path, "reports.py", shadow))
