@@ -1,4 +1,8 @@
-"""The runtime's wiring of an API with two job types, on embedded moto (a hand-written template, no synthesis)."""
+"""The runtime's wiring of an API with two job types, on embedded moto (a hand-written template, no synthesis).
+
+moto's in-process state is shared by every embedded backend of the process: the runtime's table and queues are
+deleted after the module, so that later runtimes of the session (the fault suite's) find only their own.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +35,20 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
     with LocalRuntime(
         assembly, port=0, concurrency=4, logs=FunctionLogs(None), check_handlers=False, warn=lambda _: None
     ) as started:
-        yield started
+        try:
+            yield started
+        finally:
+            _delete_resources(started)
+
+
+def _delete_resources(runtime: LocalRuntime) -> None:
+    """moto's state is per process: leave no table or queue behind for the next runtime of the test session."""
+    api = runtime.api()
+    runtime.backend.client("dynamodb").delete_table(TableName=runtime.table_name(api))
+    sqs = runtime.backend.client("sqs")
+    for job_type in api.job_types:
+        for role in ("queue", "dead-letter-queue"):
+            sqs.delete_queue(QueueUrl=runtime.queue(api, role, job_type).url)
 
 
 def test_each_types_queue_feeds_its_own_worker_with_its_batch_size_and_concurrency(
