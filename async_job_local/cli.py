@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import json
 import os
-import shlex
 import signal
 import sys
 import tempfile
@@ -30,11 +29,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, Final
+from typing import IO, Any
 
 from async_job_local.assembly import AssemblyError, app_command, load_assembly, synthesize
 from async_job_local.backend import Backend, EndpointBackend
-from async_job_local.client import TERMINAL_STATUSES, JobClient
+from async_job_local.follow import EXIT_INTERRUPTED, EXIT_SUCCEEDED, EXIT_USAGE, follow
 from async_job_local.functions import FunctionLogs
 from async_job_local.handler_check import HandlerError
 from async_job_local.runtime import (
@@ -46,12 +45,6 @@ from async_job_local.runtime import (
 from async_job_local.server import DEFAULT_PRINCIPAL, DEFAULT_REQUEST_TIMEOUT, PRINCIPAL_HEADER, LocalApi
 
 __all__ = ["main"]
-
-EXIT_SUCCEEDED: Final = 0
-EXIT_NOT_SUCCEEDED: Final = 1
-EXIT_USAGE: Final = 2
-EXIT_INTERRUPTED: Final = 130
-BAR_WIDTH: Final = 30
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -217,94 +210,6 @@ def _describe_api(api: LocalApi) -> list[str]:
     return lines
 
 
-class _Progress:
-    """The job's progress: a bar redrawn with ``\\r`` on a terminal, one line per change otherwise."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self._last: tuple[Any, ...] | None = None
-        self._width = 0
-
-    def update(self, job: dict[str, Any]) -> None:
-        status = str(job.get("status"))
-        progress = job.get("progress") or {}
-        percent = progress.get("percent")
-        message = progress.get("message") or ""
-        if status == "SUCCEEDED" and percent is None:
-            percent = 100
-        state = (status, percent, message)
-        if state == self._last:
-            return
-        self._last = state
-        shown = 0.0 if percent is None else max(0.0, min(100.0, float(percent)))
-        filled = round(BAR_WIDTH * shown / 100)
-        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-        line = f"[{bar}] {shown:3.0f}%  {status:<9} {message}".rstrip()
-        if self.tty:
-            padding = " " * max(0, self._width - len(line))
-            self._width = len(line)
-            self.stream.write(f"\r{line}{padding}")
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def finish(self) -> None:
-        if self.tty and self._last is not None:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _follow(runtime: LocalRuntime, args: argparse.Namespace, stop: _Stop) -> int:
-    """Submit ``args.submit``, show its progress until it ends, print the outcome; return the exit code."""
-    try:
-        api = runtime.api(args.api)
-        submit_url = api.submit_url(args.job_type)
-    except KeyError as error:
-        _print(f"async-job local: {error.args[0]} (--api, --type)")
-        return EXIT_USAGE
-    client = JobClient(api.jobs_url, principal=args.principal)
-    started = time.monotonic()
-    response = client.request("POST", submit_url, args.submit.encode(), {"Content-Type": "application/json"})
-    _print(f"POST {submit_url} -> {response.status}")
-    if response.status != 202:
-        _print(response.body.decode("utf-8", "replace"))
-        return EXIT_NOT_SUCCEEDED
-    job = response.json()
-    url = response.header("Location") or client.job_url(job["id"])
-    _print(f"job {job['id']} accepted; following it (Ctrl-C to stop)")
-    progress = _Progress(sys.stdout)
-    progress.update(job)
-    while not stop.event.is_set():
-        reply = client.status(url)
-        if reply.status != 200:
-            progress.finish()
-            _print(f"GET {url} -> {reply.status}: {reply.body.decode('utf-8', 'replace')}")
-            return EXIT_NOT_SUCCEEDED
-        job = reply.json()
-        progress.update(job)
-        if job.get("status") in TERMINAL_STATUSES:
-            break
-        stop.event.wait(args.poll_interval)
-    progress.finish()
-    if job.get("status") not in TERMINAL_STATUSES:
-        return EXIT_INTERRUPTED
-    elapsed = time.monotonic() - started
-    _print(f"{job['status']} after {elapsed:.1f} s")
-    if "result" in job:
-        _print(f"result: {json.dumps(job['result'])}")
-    if job.get("error"):
-        failure = job["error"]
-        _print(
-            f"error: {failure.get('type')}: {failure.get('message')}"
-            if isinstance(failure, dict)
-            else f"error: {failure}"
-        )
-    _print(f"status URL: {url}")
-    _print(f"  curl -H {shlex.quote(f'{PRINCIPAL_HEADER}: {args.principal}')} {url}")
-    return EXIT_SUCCEEDED if job["status"] == "SUCCEEDED" else EXIT_NOT_SUCCEEDED
-
-
 def _backend(args: argparse.Namespace) -> Backend | None:
     if args.endpoint_url is not None:
         return EndpointBackend(args.endpoint_url, region=args.region)
@@ -392,7 +297,15 @@ def _local(args: argparse.Namespace) -> int:
 
         code = EXIT_SUCCEEDED
         if args.submit is not None:
-            code = _follow(runtime, args, stop)
+            code = follow(
+                runtime,
+                body=args.submit,
+                api_name=args.api,
+                job_type=args.job_type,
+                principal=args.principal,
+                poll_interval=args.poll_interval,
+                stop=stop.event,
+            )
             if args.exit_when_done or code == EXIT_USAGE:
                 return code
         if not stop.event.is_set():
