@@ -1,5 +1,5 @@
-"""Job types in the local runtime: ``--submit --type``, the start-up handler check, and (once the construct has
-``add_job_type``) an API with two types, each run by its own handler.
+"""Job types in the local runtime: ``--submit --type``, the start-up handler check, and an API with two types
+(``AsyncJobApi.add_job_type``), each run by its own handler.
 
 The single-type tests reuse the e2e app's kept cloud assembly (no synthesis); the two-type app is synthesized
 once per session, by the CLI.
@@ -14,14 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from async_job_construct import AsyncJobApi
 from async_job_local.client import JobClient
 from tests.e2e.conftest import ROOT, START_TIMEOUT, CliProcess, E2eRuntime, free_port
 
 TYPES_APP = Path(__file__).resolve().parent / "types_app" / "app.py"
-has_job_types = pytest.mark.skipif(
-    not hasattr(AsyncJobApi, "add_job_type"), reason="the construct has no add_job_type yet (issue 10)"
-)
 
 
 def test_submit_type_jobs_runs_the_single_type_apis_job(e2e: E2eRuntime) -> None:
@@ -135,7 +131,6 @@ def types_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CliPro
         cli.stop()
 
 
-@has_job_types
 def test_two_job_types_each_run_by_their_own_handler_and_read_at_jobs_id(
     types_cli: tuple[CliProcess, Path],
 ) -> None:
@@ -163,7 +158,6 @@ def test_two_job_types_each_run_by_their_own_handler_and_read_at_jobs_id(
         }
 
 
-@has_job_types
 def test_submit_type_picks_the_type_and_no_type_is_a_usage_error_listing_them(
     types_cli: tuple[CliProcess, Path],
 ) -> None:
