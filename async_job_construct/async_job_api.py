@@ -25,7 +25,7 @@ from async_job_construct.props import ApiProps, refuse_partial_single_type
 from async_job_construct.runtime_assets import runtime_assets
 from async_job_construct.shared_functions import SharedFunctions
 from async_job_construct.table import status_table
-from lambda_handlers.contract import DEFAULT_JOB_TYPE
+from lambda_handlers.contract import DEFAULT_JOB_TYPE, JOBS_PATH
 
 __all__ = ["AsyncJobApi"]
 
@@ -261,7 +261,7 @@ class AsyncJobApi(Construct):
         self._gateway.add_status_routes(self.status_function)
         self.job_resource: apigateway.Resource = self._gateway.job_resource
         #: The ``/jobs`` URL (``POST`` for the type ``jobs``; ``/jobs/{id}`` below it for every job).
-        self.url: str = self.api.url_for_path(f"/{DEFAULT_JOB_TYPE}")
+        self.url: str = self.api.url_for_path(f"/{JOBS_PATH}")
         self.node.add_validation(_HasJobTypes(self))
 
     # --------------------------------------------------------------------------------------------- job types
@@ -396,8 +396,8 @@ class AsyncJobApi(Construct):
             actions=["execute-api:Invoke"],
             resource_arns=[
                 *(self.api.arn_for_execute_api("POST", f"/{name}") for name in self._job_types),
-                self.api.arn_for_execute_api("GET", "/jobs/*"),
-                self.api.arn_for_execute_api("DELETE", "/jobs/*"),
+                self.api.arn_for_execute_api("GET", f"/{JOBS_PATH}/*"),
+                self.api.arn_for_execute_api("DELETE", f"/{JOBS_PATH}/*"),
             ],
         )
 

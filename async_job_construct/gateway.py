@@ -21,7 +21,7 @@ from async_job_construct.compliance import (
     skip_checkov,
 )
 from async_job_construct.metadata import mark
-from lambda_handlers.contract import DEFAULT_JOB_TYPE, Role
+from lambda_handlers.contract import JOBS_PATH, Role
 
 __all__ = ["ACCESS_LOG_FIELDS", "GATEWAY_PROBLEMS", "GatewayOptions", "JobGateway"]
 
@@ -218,7 +218,7 @@ class JobGateway:
         self._validator = api.add_request_validator(
             "RequestValidator", validate_request_body=True, validate_request_parameters=True
         )
-        self.jobs_resource: apigateway.Resource = api.root.add_resource(DEFAULT_JOB_TYPE)
+        self.jobs_resource: apigateway.Resource = api.root.add_resource(JOBS_PATH)
         self._acknowledged = 0
 
         self.usage_plan: apigateway.UsagePlan | None = None
@@ -282,7 +282,8 @@ class JobGateway:
 
     def add_submit_route(self, name: str, submit_function: lambda_.IFunction) -> apigateway.Method:
         """``POST /{name}`` to the submit function (``POST /jobs`` for the default type)."""
-        resource = self.jobs_resource if name == DEFAULT_JOB_TYPE else self.api.root.add_resource(name)
+        # The type named like the jobs collection (the single-handler form's ``jobs``) is submitted at ``POST /jobs``.
+        resource = self.jobs_resource if name == JOBS_PATH else self.api.root.add_resource(name)
         method = resource.add_method(
             "POST",
             apigateway.LambdaIntegration(submit_function, allow_test_invoke=False),

@@ -30,6 +30,7 @@ from async_job_construct.validation import (
 )
 from lambda_handlers.contract import (
     DEFAULT_JOB_TYPE,
+    JOBS_PATH,
     MAX_PAYLOAD_BYTES_LIMIT,
     MAX_VISIBILITY_SECONDS,
     Env,
@@ -262,8 +263,8 @@ class JobType(Construct):
             actions=["execute-api:Invoke"],
             resource_arns=[
                 api.arn_for_execute_api("POST", f"/{self.name}"),
-                api.arn_for_execute_api("GET", "/jobs/*"),
-                api.arn_for_execute_api("DELETE", "/jobs/*"),
+                api.arn_for_execute_api("GET", f"/{JOBS_PATH}/*"),
+                api.arn_for_execute_api("DELETE", f"/{JOBS_PATH}/*"),
             ],
         )
 

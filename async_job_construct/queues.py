@@ -12,7 +12,7 @@ from constructs import Construct
 from async_job_construct.compliance import skip_checkov
 from async_job_construct.defaults import QUEUE_RETENTION, VISIBILITY_TIMEOUT_FACTOR
 from async_job_construct.validation import PropValueError, check_duration_range, check_int_range
-from lambda_handlers.contract import MAX_VISIBILITY_SECONDS
+from lambda_handlers.contract import MAX_RECEIVE_COUNT_LIMIT, MAX_VISIBILITY_SECONDS
 
 __all__ = ["JobQueues", "QueueOptions", "resolve_queues"]
 
@@ -93,7 +93,7 @@ def resolve_queues(
                 "Pass `queue` too, or leave both out to let the construct create them.",
             )
         count = max_receive_count if max_receive_count is not None else default_max_receive_count
-        check_int_range("max_receive_count", count, 1, 1000)
+        check_int_range("max_receive_count", count, 1, MAX_RECEIVE_COUNT_LIMIT)
         visibility = (
             visibility_timeout
             if visibility_timeout is not None
@@ -132,7 +132,7 @@ def resolve_queues(
             "Pass dead_letter_queue= and max_receive_count= matching the queue's redrive policy, "
             "so that jobs that keep failing are marked FAILED instead of lost.",
         )
-    check_int_range("max_receive_count", max_receive_count, 1, 1000)
+    check_int_range("max_receive_count", max_receive_count, 1, MAX_RECEIVE_COUNT_LIMIT)
     cfn_queue = queue.node.default_child if isinstance(queue, sqs.Queue) else None
     if not isinstance(cfn_queue, sqs.CfnQueue):
         Annotations.of(scope).add_warning_v2(
