@@ -56,7 +56,8 @@ def run(job_id: str, payload_text: str, go_file: Path) -> None:
     from lambda_handlers import messages, worker
 
     record: dict[str, Any] = {
-        "messageId": str(uuid.uuid4()),
+        # One message delivered twice at once: SQS gives both deliveries the same message id.
+        "messageId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"race-message/{job_id}")),
         "receiptHandle": uuid.uuid4().hex,
         "body": messages.encode(job_id, payload_text),
         "attributes": {"ApproximateReceiveCount": "1"},
