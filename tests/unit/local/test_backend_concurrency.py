@@ -409,8 +409,8 @@ def _query_protocol_receive(
     backend: EmbeddedMotoBackend, queue: str, wait_seconds: int
 ) -> tuple[int, str, float]:
     """A raw query-protocol ReceiveMessage: (status, body, when it returned)."""
-    endpoint = urlsplit(backend.endpoint_url)
-    connection = http.client.HTTPConnection(endpoint.hostname, endpoint.port, timeout=30)
+    endpoint = urlsplit(str(backend.endpoint_url))
+    connection = http.client.HTTPConnection(str(endpoint.hostname), endpoint.port, timeout=30)
     form = urlencode(
         {
             "Action": "ReceiveMessage",
@@ -448,14 +448,14 @@ def _client_like(client: Any) -> Any:
 
 def test_a_malformed_receive_gets_moto_s_error_at_once(backend: EmbeddedMotoBackend, sqs: Any) -> None:
     # GIVEN JSON-protocol ReceiveMessage requests that are not receives we can wait on
-    endpoint = urlsplit(backend.endpoint_url)
+    endpoint = urlsplit(str(backend.endpoint_url))
     scope = f"testing/20260101/{backend.region}/sqs/aws4_request"
     queue = _queue(sqs)
     statuses = []
     started = time.monotonic()
     for body in (b"{not json", b"[1, 2]", json.dumps({"QueueUrl": queue, "WaitTimeSeconds": 99}).encode()):
         # WHEN each is sent
-        connection = http.client.HTTPConnection(endpoint.hostname, endpoint.port, timeout=10)
+        connection = http.client.HTTPConnection(str(endpoint.hostname), endpoint.port, timeout=10)
         connection.request(
             "POST",
             "/",
