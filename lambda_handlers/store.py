@@ -80,6 +80,10 @@ __all__ = [
 DEAD_LETTERED: Final = "DeadLettered"
 
 
+#: ``:retryBy`` of a claim that may not wait (later than any ``retryAt``).
+_NO_WAIT_MS: Final = 2**62
+
+
 class JobStore(IdempotencyKeyStore, RunWrites):
     """Reads and conditional writes of the status table.
 
@@ -171,8 +175,12 @@ class JobStore(IdempotencyKeyStore, RunWrites):
         now: dt.datetime | None = None,
         *,
         message_id: str | None = None,
+        last_delivery: bool = False,
     ) -> ClaimOutcome:
         """Take a job for one run of message ``message_id``: the job becomes RUNNING, bound to that message.
+
+        With ``last_delivery`` (SQS dead-letters the message after this receive) a retry waiting out its
+        backoff is run now, early, rather than deferred into the dead-letter queue.
 
         One UpdateItem decides (its condition is ``transitions.decide_claim``'s CLAIM): on success it returns
         the new item (attempts counted), on a failed condition the item as it was, from which
@@ -220,7 +228,9 @@ class JobStore(IdempotencyKeyStore, RunWrites):
                 ":run": {"S": run_id},
                 ":lease": {"N": str(lease_until_ms)},
                 ":mid": {"S": message_id or ""},
-                ":retryBy": {"N": str(epoch_millis(now) + RETRY_EARLY_TOLERANCE_MS)},
+                ":retryBy": {
+                    "N": str(_NO_WAIT_MS if last_delivery else epoch_millis(now) + RETRY_EARLY_TOLERANCE_MS)
+                },
                 ":zero": {"N": "0"},
                 ":one": {"N": "1"},
             },
@@ -228,7 +238,7 @@ class JobStore(IdempotencyKeyStore, RunWrites):
         )
         if done is not None:
             return ClaimOutcome(ClaimStatus.CLAIMED, done)
-        decision = decide_claim(found, message_id, now)
+        decision = decide_claim(found, message_id, now, last_delivery=last_delivery)
         if decision is ClaimDecision.CANCEL:
             cancelled = self._cancel_unheld(job_id, now)
             if cancelled is not None:

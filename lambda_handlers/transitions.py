@@ -69,10 +69,14 @@ class DeadLetterDecision(Enum):
     DUPLICATE = "DUPLICATE"
 
 
-def decide_claim(job: Job | None, message_id: str | None, now: dt.datetime) -> ClaimDecision:
+def decide_claim(
+    job: Job | None, message_id: str | None, now: dt.datetime, *, last_delivery: bool = False
+) -> ClaimDecision:
     """Whether the delivery of message ``message_id`` may run ``job`` now, and what to do if not.
 
-    A ``message_id`` of None (a claim tied to no message) is never a duplicate.
+    A ``message_id`` of None (a claim tied to no message) is never a duplicate. On the ``last_delivery`` of
+    the message (SQS dead-letters it after this receive) an early retry is claimed, not deferred: deferring
+    would lose the message, and with it the job's remaining attempts.
 
     Examples
     --------
@@ -91,7 +95,7 @@ def decide_claim(job: Job | None, message_id: str | None, now: dt.datetime) -> C
         return ClaimDecision.BUSY
     if job.cancel_requested:
         return ClaimDecision.CANCEL
-    if job.status is JobStatus.QUEUED and retry_wait_seconds(job, now) > 0:
+    if job.status is JobStatus.QUEUED and not last_delivery and retry_wait_seconds(job, now) > 0:
         return ClaimDecision.DEFER
     return ClaimDecision.CLAIM
 

@@ -177,7 +177,11 @@ def _run(message: messages.JobMessage, record: dict[str, Any], context: LambdaCo
         retry_max_seconds=CONFIG.retry_max_seconds,
         rng=_random,
     )
-    claimed = _claim(run, str(record.get("messageId") or ""))
+    claimed = _claim(
+        run,
+        str(record.get("messageId") or ""),
+        last_delivery=_receive_count(record) >= CONFIG.max_receive_count,
+    )
     if not isinstance(claimed, Job):
         return claimed
     # The larger of the deliveries and the claims counts the attempt: the last delivery SQS makes before it
@@ -236,12 +240,14 @@ def _run(message: messages.JobMessage, record: dict[str, Any], context: LambdaCo
     return run.succeed(result, claimed)
 
 
-def _claim(run: Run, message_id: str) -> Job | Disposition:
+def _claim(run: Run, message_id: str, *, last_delivery: bool) -> Job | Disposition:
     """The job, now held by this run; or what becomes of the message when it cannot be had."""
     now = utc_now()
     lease_until = epoch_millis(now) + run.context.get_remaining_time_in_millis()
     try:
-        claim = _store.claim(run.job_id, run.run_id, lease_until, now, message_id=message_id)
+        claim = _store.claim(
+            run.job_id, run.run_id, lease_until, now, message_id=message_id, last_delivery=last_delivery
+        )
     except JobStoreError:
         logger.exception("could not claim the job; the message will be delivered again")
         return REDELIVER

@@ -366,3 +366,30 @@ def test_a_failed_job_shows_no_progress_and_a_cancelled_one_keeps_the_handlers_m
     assert (failed["status"], failed["progress"]) == ("FAILED", None)
     assert cancelled["status"] == "CANCELLED"
     assert cancelled["cancellation"] == {"message": "nothing left to do"}
+
+
+def test_the_last_delivery_of_a_message_back_before_its_backoff_runs_the_retry_instead_of_losing_it(
+    load_worker: LoadWorker,
+    dead_letter: ModuleType,
+    aws: Aws,
+    lambda_context: FakeLambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a job whose first attempt failed and recorded a retry minutes away, but whose worker died before
+    # it could delay the message: the message comes back after the visibility timeout, early
+    monkeypatch.setenv("ASYNC_JOB_RETRY_BASE_SECONDS", "600")
+    monkeypatch.setenv("ASYNC_JOB_RETRY_MAX_SECONDS", "600")
+    worker = load_worker("crash")
+    job_id, record = queued_job(aws)
+    worker.handler(sqs_event(record), lambda_context)
+    worker = load_worker("succeed")
+
+    # WHEN it comes back on the last receive SQS allows before dead-lettering it (3 of 3)
+    last = {**record, "attributes": {**record["attributes"], "ApproximateReceiveCount": "3"}}
+    response = worker.handler(sqs_event(last), lambda_context)
+
+    # THEN the retry runs now (its last attempt) rather than deferring the message into the DLQ
+    assert failures(response) == []
+    item = aws.item(job_id)
+    assert item is not None
+    assert (item["status"], item["attempts"]) == ("SUCCEEDED", 2)

@@ -142,3 +142,13 @@ def test_a_retry_may_start_a_little_early_but_not_more() -> None:
     assert retry_wait_seconds(waiting, NOW) == 118  # 120 s, less the 2 s tolerance
     assert retry_wait_seconds(waiting, NOW + dt.timedelta(seconds=118)) == 0
     assert retry_wait_seconds(STATES["queued-new"], NOW) == 0
+
+
+def test_the_last_delivery_claims_an_early_retry_instead_of_deferring_it(aws: Aws) -> None:
+    waiting = STATES["queued-retry-waiting"]
+    assert decide_claim(waiting, OWN, NOW, last_delivery=True) is ClaimDecision.CLAIM
+
+    aws.dynamodb.put_item(TableName=aws.table_name, Item=waiting.to_item())
+    outcome = aws.store.claim(waiting.job_id, "new-run", LIVE, NOW, message_id=OWN, last_delivery=True)
+
+    assert outcome.status is ClaimStatus.CLAIMED
