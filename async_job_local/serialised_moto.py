@@ -4,7 +4,9 @@ moto is not thread-safe. ``TransactWriteItems`` copies every table it touches an
 transaction fails, erasing what other threads wrote meanwhile; ``UpdateItem`` and ``PutItem`` check their
 condition and write in two steps, so two conditional writes can both pass; ``ReceiveMessage`` can hand one
 message to two consumers or fail with ``list.remove(x): x not in list``. Every idempotent replay is a
-transaction that fails on purpose, so a burst of replays rolls the status table back.
+transaction that fails on purpose, so a burst of replays rolls the status table back. (Under the lock a
+transaction is run by ``async_job_local.moto_transactions`` instead: the same answers, at the cost of the items
+it names rather than of the whole table.)
 
 So ``SerialisedMotoApp`` runs every request to moto under one lock, start to end, response body included:
 each request takes effect at one instant between its arrival and its answer, in one order for all of them.
@@ -41,6 +43,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode
+
+from async_job_local import moto_transactions
 
 __all__ = ["RECHECK_SECONDS", "SerialisedMotoApp"]
 
@@ -275,6 +279,7 @@ class SerialisedMotoApp:
     def __init__(self, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]) -> None:
         self._app = app
         self._closed = threading.Event()
+        moto_transactions.install()
 
     def close(self) -> None:
         """End the waiting long polls now (each answers what it has: no messages)."""
@@ -306,13 +311,17 @@ class SerialisedMotoApp:
             return written.append
 
         with _MOTO_LOCK:
-            chunks = self._app(environ, capture)
+            moto_transactions.SERIALISED.active = True
             try:
-                written.extend(chunks)
+                chunks = self._app(environ, capture)
+                try:
+                    written.extend(chunks)
+                finally:
+                    close = getattr(chunks, "close", None)
+                    if close is not None:
+                        close()
             finally:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    close()
+                moto_transactions.SERIALISED.active = False
         (status, headers) = started[0]
         return _Answer(status, headers, b"".join(written))
 
