@@ -27,6 +27,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as distribution_version
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -46,12 +48,24 @@ from async_job_local.server import DEFAULT_PRINCIPAL, DEFAULT_REQUEST_TIMEOUT, P
 
 __all__ = ["main"]
 
+DISTRIBUTION = "async-job-construct"
+
+
+def _version() -> str:
+    """The installed distribution's version, as ``async_job_construct.__version__`` gives it (read here from the
+    metadata, not imported: importing the construct starts jsii, a second's work that ``--version`` need not do)."""
+    try:
+        return distribution_version(DISTRIBUTION)
+    except PackageNotFoundError:  # a source tree on sys.path without an install
+        return "0+unknown"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="async-job",
         description="Tools for AsyncJobApi (async-job-construct).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     local = commands.add_parser(
         "local",
