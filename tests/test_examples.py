@@ -306,6 +306,14 @@ class _FakeJobApiHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._record()
+        if self.path != "/prod/jobs":  # as API Gateway answers a route the caller may not invoke
+            problem = {
+                "type": "urn:async-job:problem:gateway-ACCESS_DENIED",
+                "title": "Forbidden",
+                "status": 403,
+            }
+            self._answer(403, problem)
+            return
         location = f"{self.server.url}/{JOB_ID}"
         self._answer(202, {"id": JOB_ID, "status": "QUEUED"}, Location=location, Retry_After="0")
 
@@ -376,3 +384,10 @@ def test_signature_check_refuses_a_tampered_request(fake_api: FakeJobApi) -> Non
 )
 def test_call_api_reads_the_region_from_the_api_url(url: str, region: str | None) -> None:
     assert call_api.region_of(url) == region
+
+
+def test_call_api_raises_naming_the_status_of_a_refused_submit(fake_api: FakeJobApi) -> None:
+    with pytest.raises(RuntimeError, match=r"POST \S+/prod/denied answered 403: .*gateway-ACCESS_DENIED"):
+        call_api.submit_and_wait(
+            fake_api.url.replace("/jobs", "/denied"), {}, credentials=CREDENTIALS, region=REGION
+        )

@@ -89,13 +89,13 @@ def submit_and_wait(
     if not region:
         raise SystemExit(f"cannot tell the region of {url}: pass region=... or set AWS_REGION")
     status, headers, job = call("POST", url, payload, credentials=credentials, region=region)
-    if status != 202:
+    if status != 202 or not isinstance(job, dict):
         raise RuntimeError(f"POST {url} answered {status}: {job}")
     location = headers["Location"]
     while job["status"] not in TERMINAL:
         sleep(float(headers.get("Retry-After", "5")))
         status, headers, job = call("GET", location, credentials=credentials, region=region)
-        if status != 200:
+        if status != 200 or not isinstance(job, dict):
             raise RuntimeError(f"GET {location} answered {status}: {job}")
         progress = job.get("progress") or {}
         print(f"{job['status']:<9} {progress.get('percent', 0):>6.2f} % {progress.get('message') or ''}")
