@@ -3,6 +3,7 @@ one ``JobType`` per kind of job."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -70,7 +71,7 @@ class AsyncJobApi(Construct):
         id: str,
         *,
         handler: str | None = None,
-        code: lambda_.Code | None = None,
+        code: lambda_.Code | str | os.PathLike[str] | None = None,
         timeout: Duration | None = None,
         memory_size: int | None = None,
         environment: Mapping[str, str] | None = None,
@@ -271,7 +272,7 @@ class AsyncJobApi(Construct):
         name: str,
         *,
         handler: str,
-        code: lambda_.Code,
+        code: lambda_.Code | str | os.PathLike[str],
         timeout: Duration | None = None,
         memory_size: int | None = None,
         environment: Mapping[str, str] | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from async_job_construct import defaults
+from async_job_construct.bundling import code_from_folder
 from async_job_construct.metadata import mark
 from async_job_construct.queues import QueueOptions, resolve_queues, warn_if_retries_outlive_retention
 from async_job_construct.validation import (
@@ -65,7 +67,7 @@ class JobType(Construct):
         name: str,
         *,
         handler: str,
-        code: lambda_.Code,
+        code: lambda_.Code | str | os.PathLike[str],
         timeout: Duration | None = None,
         memory_size: int | None = None,
         environment: Mapping[str, str] | None = None,
@@ -92,7 +94,9 @@ class JobType(Construct):
         handler
             ``module.function`` inside ``code``, called as ``function(payload, job)``.
         code
-            The team's code asset (``lambda_.Code.from_asset("jobs")``); the runtime comes as a layer.
+            The team's code: a folder (``"jobs"``, a ``str`` or ``Path``), whose ``requirements.txt`` at its root
+            is bundled for the worker's runtime and architecture without Docker (docs/dependencies.md), or any
+            ``lambda_.Code``, used as it is. The runtime comes as a layer.
         timeout
             One attempt's limit (1 second to 15 minutes). Default: 5 minutes.
         memory_size
@@ -127,8 +131,8 @@ class JobType(Construct):
         self.name: str = name
         self.api: AsyncJobApi = api
         self.handler: str = check_python_handler("handler", handler)
-        check_instance("code", code, lambda_.Code, 'lambda_.Code.from_asset("jobs")')
-        self.code: lambda_.Code = code
+        if not isinstance(code, str | os.PathLike):
+            check_instance("code", code, lambda_.Code, '"jobs" (a folder) or lambda_.Code.from_asset("jobs")')
         self.timeout: Duration = (
             defaults.DEFAULT_TIMEOUT if timeout is None else check_duration("timeout", timeout)
         )
@@ -173,7 +177,11 @@ class JobType(Construct):
                 "worker_policy_statements", statement, iam.PolicyStatement, "iam.PolicyStatement(...)"
             )
         self._validate()
+        if isinstance(code, str | os.PathLike):
+            code = code_from_folder(code, self.runtime, self.architecture)
         check_code_asset(self.handler, code)
+        #: The worker's code asset (a folder given as ``code`` becomes ``lambda_.Code.from_asset``, bundled).
+        self.code: lambda_.Code = code
 
         # The default type's resources keep the logical ids of the single-handler form: they live in the API.
         scope: Construct = api if name == DEFAULT_JOB_TYPE else self

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from async_job_local.assembly import FunctionSpec
+from async_job_local.dependencies import function_path
 
 __all__ = ["FunctionLogs", "InvokeResult", "LocalFunction", "function_sys_path"]
 
@@ -85,26 +86,15 @@ class InvokeResult:
 
 
 def function_sys_path(spec: FunctionSpec) -> list[str]:
-    """The ``sys.path`` of a function's environment.
+    """The ``sys.path`` of a function's environment: what the function would import deployed, and nothing else.
 
-    Its code directory (``/var/task`` in Lambda), its layers' ``python/`` directories (``/opt/python``), then
-    this interpreter's standard library and installed packages, which stand in for the Lambda runtime's boto3
-    and the published layers (Powertools). The working directory and a source checkout holding this package
-    are left out, so a function imports only what it would find in Lambda.
+    Its asset's requirements installed for this interpreter (when the bundler built the asset from a
+    ``requirements.txt``), its code directory (``/var/task`` in Lambda), its layers' ``python/`` directories
+    (``/opt/python``), a stand-in for the Lambda runtime holding only boto3 and what the Powertools layer
+    provides, then the standard library (``async_job_local.dependencies`` tells why, in that order). The
+    environment's interpreter runs without ``site``, so the virtualenv running the local runtime is not seen.
     """
-    own_root = Path(__file__).resolve().parent.parent
-    excluded = {Path.cwd().resolve(), own_root} if "site-packages" not in own_root.parts else {Path.cwd()}
-    paths = [str(spec.code_dir)]
-    for layer in spec.layer_dirs:
-        python = layer / "python"
-        paths.append(str(python))
-        versioned = python / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
-        if versioned.is_dir():
-            paths.append(str(versioned))
-    for entry in sys.path:
-        if entry and Path(entry).resolve() not in excluded and entry not in paths:
-            paths.append(entry)
-    return paths
+    return function_path(spec.code_dir, spec.layer_dirs)
 
 
 class _Died(Exception):
@@ -134,7 +124,8 @@ class _Environment:
         env = {**function.environment, "AWS_LAMBDA_LOG_STREAM_NAME": log_stream_name}
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", _BOOT, str(SANDBOX), json.dumps(config)],
+                # -S: no site, so no site-packages or .pth hooks of this virtualenv; sys.path is the config's.
+                [sys.executable, "-S", "-c", _BOOT, str(SANDBOX), json.dumps(config)],
                 env=env,
                 cwd=function.spec.code_dir,
                 stdin=subprocess.DEVNULL,

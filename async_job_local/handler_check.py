@@ -2,7 +2,8 @@
 that cannot be loaded stops ``async-job local`` at once, named, instead of failing each job later.
 
 Each check is a child process with the worker's environment variables, working directory and ``sys.path``
-(its code asset, its layers, then the installed packages, as the worker's environments have). It imports the
+(its requirements, its code asset, its layers, the Lambda runtime stand-in and the standard library, as the
+worker's environments have). It imports the
 module of the worker's ``ASYNC_JOB_HANDLER`` and looks the function up, as the worker does at its first job.
 """
 
@@ -81,7 +82,7 @@ def check_handlers(checks: Sequence[HandlerCheck], *, timeout: float = INIT_TIME
             continue
         config = {"handler": check.handler, "sys_path": check.function.sys_path}
         process = subprocess.Popen(
-            [sys.executable, "-c", _CHECK, json.dumps(config)],
+            [sys.executable, "-S", "-c", _CHECK, json.dumps(config)],  # no site: sys.path is the config's
             env=check.function.environment,
             cwd=check.function.spec.code_dir,
             stdin=subprocess.DEVNULL,

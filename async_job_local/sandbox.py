@@ -2,8 +2,8 @@
 
 The parent (``async_job_local.functions``) starts it with the function's environment variables and loads this
 file by path, so the process imports nothing of the local runtime and its ``sys.path`` is the function's own:
-its code directory, its layers, then the installed packages (standing in for the Lambda runtime's boto3 and
-the Powertools layer). Invocations arrive one at a time as JSON lines on a pipe; each answer is one JSON line
+its requirements, its code directory, its layers, a stand-in for the Lambda runtime (boto3, Powertools) and
+the standard library; it runs without ``site`` (``python -S``). Invocations arrive one at a time as JSON lines on a pipe; each answer is one JSON line
 on another pipe. The handler runs in the main thread, so ``signal.alarm`` works as in Lambda. The parent
 enforces the function's timeout by killing this process, as Lambda does.
 

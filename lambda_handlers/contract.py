@@ -17,18 +17,21 @@ import re
 from typing import Final
 
 __all__ = [
+    "BUNDLE_MANIFEST",
     "DEFAULT_JOB_TYPE",
     "IDEMPOTENCY_KEY_HEADER",
     "JOBS_PATH",
     "JOB_TYPE_ATTRIBUTE",
     "JOB_TYPE_DIMENSION",
     "JOB_TYPE_NAME",
+    "LAMBDA_PROVIDED_DISTRIBUTIONS",
     "MAX_PAYLOAD_BYTES_LIMIT",
     "MAX_RECEIVE_COUNT_LIMIT",
     "MAX_VISIBILITY_SECONDS",
     "METADATA_KEY",
     "PRINCIPAL_HEADER",
     "REPLAYED_HEADER",
+    "REQUIREMENTS_FILE",
     "UNKNOWN_JOB_TYPE",
     "Env",
     "JobTypeKey",
@@ -119,3 +122,28 @@ UNKNOWN_JOB_TYPE: Final = "(unknown)"
 JOBS_PATH: Final = "jobs"
 #: The most receives a job type's queue may allow before dead-lettering (its attempts, ``maxReceiveCount``).
 MAX_RECEIVE_COUNT_LIMIT: Final = 1_000
+#: A code folder's dependency list: at its root, bundled for the worker's runtime and architecture at synth.
+REQUIREMENTS_FILE: Final = "requirements.txt"
+#: The file the bundler writes at the root of a code asset it built from a requirements.txt (JSON: the target
+#: platform, what was installed, what was left to Lambda); the local runtime installs the requirements of an
+#: asset that has one, for the local interpreter.
+BUNDLE_MANIFEST: Final = ".async-job-bundle.json"
+#: What a deployed worker finds without bundling it, by distribution name: the AWS SDK that Lambda's Python
+#: runtime ships (boto3 and what it requires) and the Powertools layer every function gets (Powertools, what it
+#: requires, and its tracer extra). Not bundled again unless requirements.txt names one; the local runtime's
+#: stand-in for the Lambda runtime holds exactly these.
+LAMBDA_PROVIDED_DISTRIBUTIONS: Final = (
+    # the Lambda Python runtime
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "python-dateutil",
+    "six",
+    "urllib3",
+    # the Powertools layer
+    "aws-lambda-powertools",
+    "typing-extensions",
+    "aws-xray-sdk",
+    "wrapt",
+)
