@@ -25,7 +25,6 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, ReadOnlyCredentials
 
-SERVICE = "execute-api"
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 _REGION_IN_HOST = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 
@@ -47,7 +46,8 @@ def signed_request(
     """A urllib request carrying a SigV4 ``Authorization`` header for ``execute-api`` in ``region``."""
     headers = {"Content-Type": "application/json"} if body is not None else {}
     aws_request = AWSRequest(method=method, url=url, data=body, headers=headers)
-    SigV4Auth(credentials, SERVICE, region).add_auth(aws_request)  # adds X-Amz-Date, the token, Authorization
+    # Adds X-Amz-Date, X-Amz-Security-Token (temporary credentials) and Authorization to the headers.
+    SigV4Auth(credentials, "execute-api", region).add_auth(aws_request)
     return urllib.request.Request(url, data=body, headers=dict(aws_request.headers.items()), method=method)
 
 
