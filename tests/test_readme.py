@@ -245,3 +245,32 @@ def test_readme_links_the_upgrade_rules_and_they_exist() -> None:
     assert (ROOT / "docs" / "upgrading.md").is_file()
     for link in re.findall(r"\]\(((?:docs|examples)/[^)#]+)", README):
         assert (ROOT / link).exists(), link
+
+
+def _node_major() -> int | None:
+    node = shutil.which("node")
+    if node is None:
+        return None
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout
+    return int(version.strip().lstrip("v").split(".")[0])
+
+
+@pytest.mark.skipif(_node_major() != 20, reason="jsii prints its end-of-life banner on Node 20 only")
+def test_the_readmes_variable_silences_the_jsii_banner_on_node_20(tmp_path: Path) -> None:
+    def stderr_of_jsii(**extra: str) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"}
+        result = subprocess.run(
+            [sys.executable, "-c", "import constructs"],
+            env={**env, **extra},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return result.stderr
+
+    banner = "Node 20 is end-of-life and not supported anymore by this software"
+    assert banner in stderr_of_jsii()
+    assert banner not in stderr_of_jsii(JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20")
+    assert banner in README
