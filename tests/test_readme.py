@@ -274,3 +274,22 @@ def test_the_readmes_variable_silences_the_jsii_banner_on_node_20(tmp_path: Path
     assert banner in stderr_of_jsii()
     assert banner not in stderr_of_jsii(JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20")
     assert banner in README
+
+
+def heading_anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings (outside code blocks)."""
+    prose = re.sub(r"^```.*?^```$", "", markdown, flags=re.S | re.M)
+    return {
+        re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        for heading in re.findall(r"^#+ (.+)$", prose, re.M)
+    }
+
+
+def test_readme_anchors_lead_to_headings() -> None:
+    for path, anchor in re.findall(r"\]\(((?:docs|examples)/[^)#]+)#([^)]+)\)", README):
+        assert anchor in heading_anchors((ROOT / path).read_text()), f"{path}#{anchor}"
+    for anchor in re.findall(r"\]\(#([^)]+)\)", README):
+        assert anchor in heading_anchors(README), f"#{anchor}"
+    assert heading_anchors("## Scaling: `bench/synth_scaling.py`\n```\n# not a heading\n```\n") == {
+        "scaling-benchsynth_scalingpy"
+    }
