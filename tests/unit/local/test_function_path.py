@@ -18,6 +18,7 @@ import pytest
 from async_job_local import dependencies
 from async_job_local.dependencies import DependencyInstallError, local_requirements, runtime_standin
 from async_job_local.functions import FunctionLogs, InvokeResult, LocalFunction, function_sys_path
+from async_job_local.handler_check import HandlerCheck, HandlerError, check_handlers
 from async_job_local.template import FunctionSpec
 from lambda_handlers.contract import BUNDLE_MANIFEST, LAMBDA_PROVIDED_DISTRIBUTIONS
 
@@ -187,3 +188,25 @@ def test_fails_naming_the_requirements_if_pip_cannot_install_them_locally(tmp_pa
         DependencyInstallError, match=r"cannot install .*requirements\.txt for the local Python"
     ):
         local_requirements(code)
+
+
+def test_the_start_up_check_refuses_a_job_handler_importing_a_package_it_does_not_require(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a job type whose handler imports requests (installed here), not in any requirements.txt
+    code = _asset(tmp_path / "asset", "fetch", FETCH, None, bundled=False)
+    spec = _spec(code, "lambda_handlers.worker.handler")
+    worker = LocalFunction(
+        "Worker",
+        spec,
+        {"ASYNC_JOB_HANDLER": "fetch.run"},
+        arn="arn:w",
+        max_environments=1,
+        logs=FunctionLogs(None),
+    )
+
+    # WHEN the local runtime checks it at start-up THEN it refuses, naming the missing package
+    with pytest.raises(
+        HandlerError, match=r"cannot import module 'fetch': ModuleNotFoundError: No module named 'requests'"
+    ):
+        check_handlers([HandlerCheck("Stack/Jobs, job type 'jobs'", worker)])
