@@ -20,6 +20,9 @@ from aws_cdk.assertions import Template
 
 from async_job_construct import AsyncJobApi, PropValueError, bundling
 from async_job_construct.bundling import BundleTarget, DependencyBundlingError, install_dependencies
+from async_job_local.dependencies import local_requirements
+from async_job_local.functions import FunctionLogs, LocalFunction
+from async_job_local.template import FunctionSpec
 from lambda_handlers.contract import BUNDLE_MANIFEST
 from tests.unit.construct.helpers import props
 
@@ -28,14 +31,17 @@ HANDLER = "fetch.run"
 #: requests (compiled charset_normalizer, and urllib3, which Lambda's runtime has) and a package whose only
 #: dependency is boto3 (and so botocore, s3transfer, jmespath, dateutil, six, urllib3).
 REQUIREMENTS = "requests\naws-assume-role-lib\n"
+FETCH = """import charset_normalizer, requests
+
+def run(event, context):
+    return {"requests": requests.__version__, "charset_normalizer": charset_normalizer.__file__}
+"""
 
 
 def _code_folder(root: Path, requirements: str) -> Path:
     folder = root / "jobs"
     folder.mkdir()
-    (folder / "fetch.py").write_text(
-        "import requests\n\ndef run(payload, job):\n    return requests.__version__\n"
-    )
+    (folder / "fetch.py").write_text(FETCH)
     (folder / "requirements.txt").write_text(requirements)
     return folder
 
@@ -133,6 +139,36 @@ def test_pip_ran_once_per_target_and_left_its_log_in_the_cache(synth: Synthesize
     logs = [log.read_text() for log in (cache / "lambda-deps").glob("*/pip-install.log")]
     platforms = sorted(log.split("--platform ", 1)[1].split()[0] for log in logs)
     assert platforms == ["manylinux2014_aarch64", "manylinux2014_x86_64"]
+
+
+def test_the_arm64_asset_runs_locally_on_wheels_for_this_machine(synth: Synthesized) -> None:
+    # GIVEN the arm64 asset (its charset_normalizer compiled for aarch64), run by the local runtime here
+    asset = synth.asset("graviton")
+    spec = FunctionSpec(
+        logical_id="Fn",
+        handler=HANDLER,
+        runtime="python3.14",
+        code_dir=asset,
+        layer_dirs=(),
+        timeout=60,
+        memory_size=128,
+        environment={},
+        log_format=None,
+        role=None,
+    )
+    function = LocalFunction("Fn", spec, {}, arn="arn:fn", max_environments=1, logs=FunctionLogs(None))
+    try:
+        # WHEN it is invoked
+        result = function.invoke({})
+    finally:
+        function.close()
+
+    # THEN requests imports, its compiled dependency from the local install of the asset's requirements.txt,
+    # which comes before the asset on the path
+    assert result.error is None, result.error
+    install = local_requirements(asset)
+    assert install is not None
+    assert Path(result.payload["charset_normalizer"]).is_relative_to(install)
 
 
 def test_a_second_synth_reuses_the_cache_without_running_pip(
