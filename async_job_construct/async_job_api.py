@@ -91,6 +91,7 @@ class AsyncJobApi(Construct):
         table: dynamodb.ITable | None = None,
         worker_policy_statements: Sequence[iam.PolicyStatement] | None = None,
         powertools_layer: lambda_.ILayerVersion | None = None,
+        powertools_layer_version: int | str | None = None,
         tracing: bool | None = None,
         metrics_namespace: str | None = None,
         auth: JobApiAuth | None = None,
@@ -129,6 +130,10 @@ class AsyncJobApi(Construct):
             Bring your own status table (partition key ``pk``, string; TTL on ``expiresAt``). Default: a new one.
         powertools_layer
             The Powertools v3 layer of every function. Default: the public layer for each runtime and architecture.
+        powertools_layer_version
+            Which public layer: a layer version (int), or ``"latest"`` or a release (``"3.23.0"``) resolved at
+            deploy through Powertools' SSM parameters. Default: layer 27 (Powertools 3.23.0, the runtime's pin);
+            see docs/powertools-layer.md.
         tracing, trace_aws_calls
             X-Ray on the functions and the stage (default: true); also each AWS call (default: false, +~250 ms
             per cold start).
@@ -219,6 +224,7 @@ class AsyncJobApi(Construct):
                 encryption_key=self.encryption_key,
                 tracing=self.tracing,
                 powertools_layer=powertools_layer,
+                powertools_layer_version=powertools_layer_version,
             ),
         )
         self.powertools_layer: lambda_.ILayerVersion = self._functions.powertools_layer(

@@ -6,6 +6,7 @@ reads each one back from a synthesized template.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 from aws_cdk import Duration, RemovalPolicy
@@ -32,6 +33,8 @@ __all__ = [
     "DEFAULT_THROTTLING_RATE_LIMIT",
     "DEFAULT_TIMEOUT",
     "POWERTOOLS_LAYER_ACCOUNT",
+    "POWERTOOLS_LAYER_ACCOUNTS_BY_REGION",
+    "POWERTOOLS_LAYER_RELEASES",
     "POWERTOOLS_LAYER_VERSION",
     "QUEUE_RETENTION",
     "SHARED_FUNCTION_TIMEOUT",
@@ -68,6 +71,28 @@ QUEUE_RETENTION: Final = Duration.days(14)
 SHARED_FUNCTION_TIMEOUT: Final = Duration.seconds(10)
 DEAD_LETTER_FUNCTION_TIMEOUT: Final = Duration.seconds(30)
 API_FUNCTION_MEMORY_SIZE: Final = 256
-#: The Powertools for AWS Lambda (Python) v3 public layer, published in account 017000801446 of each region.
+
+# ------------------------------------------------------------------- the public Powertools layer
+# Powertools for AWS Lambda (Python) v3 publishes AWSLambdaPowertoolsPythonV3-{python314}-{x86_64|arm64}:{n} in
+# every commercial region from one account, and in China and GovCloud from accounts of their own. Source: its
+# installation docs, "Lambda Layer", "AWS China regions", "AWS GovCloud regions"
+# (https://docs.aws.amazon.com/powertools/python/latest/getting-started/install/, read 2026-12-01; in its
+# repository docs/getting-started/install.md). docs/powertools-layer.md tells how to move the pin.
+
+#: The layer version of every function's default Powertools layer (the same number in every partition and for
+#: every Python and architecture). Move it with ``POWERTOOLS_LAYER_RELEASES`` and the ``runtime`` extra's pin.
+POWERTOOLS_LAYER_VERSION: Final = 27
+#: Which Powertools release each public layer version holds, as Powertools documents them (layer 27: the first
+#: with python314). ``pyproject.toml``'s ``runtime`` extra pins ``aws-lambda-powertools`` to the release of
+#: ``POWERTOOLS_LAYER_VERSION``, so the runtime is tested on what the layer ships (tests/unit/construct/
+#: test_powertools_layer.py fails when they drift apart).
+POWERTOOLS_LAYER_RELEASES: Final[Mapping[int, str]] = {27: "3.23.0"}
+#: The account that publishes the layer in every commercial region (partition ``aws``).
 POWERTOOLS_LAYER_ACCOUNT: Final = "017000801446"
-POWERTOOLS_LAYER_VERSION: Final = 36
+#: The regions outside partition ``aws`` where Powertools publishes the layer, and the account of each: China
+#: (cn-north-1 only) and GovCloud (one account per region).
+POWERTOOLS_LAYER_ACCOUNTS_BY_REGION: Final[Mapping[str, str]] = {
+    "cn-north-1": "498634801083",
+    "us-gov-east-1": "165087284144",
+    "us-gov-west-1": "165093116878",
+}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsii
-from aws_cdk import Aws, CfnResource, Duration, IResolvable, IResolveContext, RemovalPolicy, Stack
+from aws_cdk import CfnResource, Duration, IResolvable, IResolveContext, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -15,8 +15,8 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from async_job_construct.compliance import acknowledge_tracing, skip_checkov, skip_function_checks
-from async_job_construct.defaults import POWERTOOLS_LAYER_ACCOUNT, POWERTOOLS_LAYER_VERSION
 from async_job_construct.metadata import mark
+from async_job_construct.powertools import check_powertools_layer_version, public_layer_arn
 
 __all__ = ["FunctionFactory", "FunctionOptions"]
 
@@ -31,6 +31,8 @@ class FunctionOptions:
     tracing: bool
     #: The team's Powertools layer for every function; None: the public layer for each runtime and architecture.
     powertools_layer: lambda_.ILayerVersion | None
+    #: Which public layer: a layer version, or "latest"/a release through SSM; None: the pinned one.
+    powertools_layer_version: int | str | None = None
 
 
 @jsii.implements(IResolvable)
@@ -76,6 +78,9 @@ class FunctionFactory:
         self._api = api
         self._options = options
         self._powertools: dict[tuple[str, str], lambda_.ILayerVersion] = {}
+        self._powertools_version = check_powertools_layer_version(
+            api, options.powertools_layer_version, powertools_layer=options.powertools_layer
+        )
         self.functions: list[lambda_.Function] = []
 
     def powertools_layer(
@@ -90,10 +95,7 @@ class FunctionFactory:
         if key not in self._powertools:
             id = "PowertoolsLayer" if not self._powertools else f"PowertoolsLayer-{python}-{arch}"
             self._powertools[key] = lambda_.LayerVersion.from_layer_version_arn(
-                self._api,
-                id,
-                f"arn:{Aws.PARTITION}:lambda:{Stack.of(self._api).region}:{POWERTOOLS_LAYER_ACCOUNT}:layer:"
-                f"AWSLambdaPowertoolsPythonV3-{python}-{arch}:{POWERTOOLS_LAYER_VERSION}",
+                self._api, id, public_layer_arn(self._api, runtime, arch, self._powertools_version)
             )
         return self._powertools[key]
 
