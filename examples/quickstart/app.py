@@ -6,12 +6,11 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from async_job_construct import AsyncJobApi
 
-JOBS_CODE = str(Path(__file__).resolve().parent / "jobs")
+JOBS_CODE = Path(__file__).resolve().parent / "jobs"  # reports.py; add a requirements.txt to bundle packages
 
 
 class ReportsStack(cdk.Stack):
@@ -21,7 +20,7 @@ class ReportsStack(cdk.Stack):
             self,
             "Reports",
             handler="reports.generate",  # module.function in the code asset
-            code=lambda_.Code.from_asset(JOBS_CODE),  # your code; the job runtime comes as a layer
+            code=JOBS_CODE,  # your code folder (or any lambda_.Code); the job runtime comes as a layer
             timeout=cdk.Duration.minutes(10),  # one attempt's limit (default: 5 minutes)
             # API Gateway writes the stage's logs through an account-level role that a fresh account lacks.
             cloud_watch_role=True,
