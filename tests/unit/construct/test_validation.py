@@ -225,8 +225,13 @@ def test_unwise_values_warn() -> None:
         ("max_receive_count", True, r"^max_receive_count must be an int \(given True of type bool\)"),
         (
             "code",
-            "jobs",
-            r"^code must be a Code \(given 'jobs' of type str\)\. Pass lambda_\.Code\.from_asset",
+            42,
+            r"^code must be a Code \(given 42 of type int\)\. Pass \"jobs\" \(a folder\) or lambda_\.Code\.from_asset",
+        ),
+        (
+            "code",
+            "no-such-folder",
+            r"^code must be a folder when given as a path .*\(given 'no-such-folder'\)\. Pass the folder",
         ),
         ("runtime", "python3.14", r"^runtime must be a Runtime \(given 'python3\.14' of type str\)"),
     ],
