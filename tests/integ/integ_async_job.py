@@ -98,7 +98,12 @@ def json_with_token(event: Callable[[str], dict[str, Any]], token: str) -> str:
 
 def build_app(outdir: str | None = None) -> cdk.App:
     """The integ app: the stack under test and the IntegTest with its assertions."""
-    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    context = {
+        **json.loads((ROOT / "cdk.json").read_text())["context"],
+        # the assertion stack imports the stack's function names: keep CloudFormation's exports (the default,
+        # said explicitly; integ-runner destroys the assertion stack first)
+        "@aws-cdk/core:defaultCrossStackReferences": "strong",
+    }
     app = cdk.App(outdir=outdir, context=context)
     stack = cdk.Stack(app, STACK_NAME)
     jobs = AsyncJobApi(
