@@ -45,7 +45,6 @@ STACK: Final = "AsyncJobSample"
 TOOLKIT_STACK: Final = "CDKToolkit"
 #: The whole rehearsal (moto, bootstrap beside the synth, asset builds, deploy): 15 s on a machine of two cores,
 #: 146-162 s with both cores busy with other work (docs/deploy.md); the bound stays under three minutes.
-BUDGET_SECONDS: Final = 170.0
 
 #: Resource types moto's CloudFormation (5.2.5) does not implement: it logs "No Moto CloudFormation support",
 #: marks them CREATE_COMPLETE without a type or physical id, and creates nothing.
@@ -119,6 +118,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
             env=env,
         )
         seconds["total"] = time.monotonic() - started
+        print("deploy rehearsal: " + ", ".join(f"{step} {took:.1f} s" for step, took in seconds.items()))
         yield Rehearsal(
             endpoint=moto.endpoint,
             stack_name=STACK,
@@ -528,7 +528,7 @@ def test_known_gap_moto_creates_no_stage_so_the_url_output_names_stage_none(
     assert rehearsal.outputs["JobsUrl"] == f"https://{api}.execute-api.{REGION}.amazonaws.com/None/jobs"
 
 
-# -- what moto drops, and the budget ------------------------------------------------------------------------
+# -- what moto drops --------------------------------------------------------------------------------------
 
 
 def test_known_gap_moto_creates_every_resource_but_those_of_its_unsupported_types(
@@ -545,9 +545,3 @@ def test_known_gap_moto_creates_every_resource_but_those_of_its_unsupported_type
     skipped = [s for s in summaries if not s["LogicalResourceId"]]
     assert len(skipped) == len(uncreated)
     assert {s["ResourceStatus"] for s in summaries} == {"CREATE_COMPLETE"}
-
-
-def test_the_rehearsal_fits_its_budget(rehearsal: Rehearsal) -> None:
-    timings = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in rehearsal.seconds.items())
-    print(f"deploy rehearsal: {timings}")
-    assert rehearsal.seconds["total"] < BUDGET_SECONDS, timings
