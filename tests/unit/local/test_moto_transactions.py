@@ -24,8 +24,9 @@ from async_job_local.backend import EmbeddedMotoBackend
 REGION = "us-east-1"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def client() -> Iterator[Any]:
+    """In-process moto, per test: a ``mock_aws`` left active would also catch the embedded backend's clients."""
     moto_transactions.install()
     with mock_aws():
         yield boto3.client("dynamodb", region_name=REGION)
