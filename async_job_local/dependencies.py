@@ -138,7 +138,10 @@ def local_requirements(code_dir: Path) -> Path | None:
         return None  # not bundled by async-job: deployed, nothing is installed from it either
     manifest: dict[str, Any] = json.loads(manifest_file.read_text(encoding="utf-8"))
     excluded = {_normalize(name) for name in manifest.get("excluded", [])}
-    digest = hashlib.sha256(json.dumps([_FORMAT, _interpreter(), sorted(excluded)]).encode())
+    # The versions the bundle holds: the local install takes the same ones (an unpinned requirement would
+    # otherwise resolve again, maybe to a newer release than the one deployed).
+    pins = sorted(f"{name}=={version}" for name, version in dict(manifest.get("installed", {})).items())
+    digest = hashlib.sha256(json.dumps([_FORMAT, _interpreter(), sorted(excluded), pins]).encode())
     digest.update(requirements.read_bytes())
     entry = cache_root() / "local-deps" / digest.hexdigest()[:32]
     if entry.is_dir():
@@ -156,7 +159,18 @@ def local_requirements(code_dir: Path) -> Path | None:
         "--progress-bar",
         "off",
     ]
-    result = _run_pip(arguments, cwd=code_dir)
+    constraints = staging.parent / f"{staging.name}.constraints.txt"
+    constraints.write_text("".join(f"{pin}\n" for pin in pins), encoding="utf-8")
+    try:
+        result = _run_pip([*arguments, "--constraint", str(constraints)], cwd=code_dir)
+        if result.returncode != 0 and pins:
+            # A bundled version this interpreter cannot install (e.g. a release without support for it):
+            # resolve again, as pip would for this Python.
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
+            result = _run_pip(arguments, cwd=code_dir)
+    finally:
+        constraints.unlink(missing_ok=True)
     if result.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])

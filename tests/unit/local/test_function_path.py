@@ -38,7 +38,15 @@ def cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPa
     return root
 
 
-def _asset(root: Path, module: str, source: str, requirements: str | None, *, bundled: bool) -> Path:
+def _asset(
+    root: Path,
+    module: str,
+    source: str,
+    requirements: str | None,
+    *,
+    bundled: bool,
+    installed: dict[str, str] | None = None,
+) -> Path:
     """A code asset as the construct stages it: the handler module, and requirements.txt with the bundler's
     manifest when ``bundled`` (a plain ``lambda_.Code.from_asset`` has no manifest)."""
     root.mkdir(parents=True, exist_ok=True)
@@ -50,6 +58,7 @@ def _asset(root: Path, module: str, source: str, requirements: str | None, *, bu
             "format": 1,
             "platform": "manylinux2014_x86_64",
             "excluded": list(LAMBDA_PROVIDED_DISTRIBUTIONS),
+            "installed": installed or {},
         }
         (root / BUNDLE_MANIFEST).write_text(json.dumps(manifest))
     return root
@@ -142,6 +151,18 @@ def test_the_local_install_is_cached_by_the_requirements_and_the_interpreter(
 
     # THEN the cached install serves it
     assert second == first
+
+
+def test_the_local_install_takes_the_versions_the_bundle_holds(tmp_path: Path) -> None:
+    # GIVEN an unpinned requirement that the bundle resolved to an older release than PyPI's newest
+    code = _asset(
+        tmp_path / "asset", "names", "import idna\n", "idna\n", bundled=True, installed={"idna": "3.6"}
+    )
+
+    # WHEN it is installed for the local interpreter THEN it is the bundle's release, not a newer one
+    install = local_requirements(code)
+    assert install is not None
+    assert [path.name for path in install.glob("idna-*.dist-info")] == ["idna-3.6.dist-info"]
 
 
 def test_an_asset_not_bundled_by_async_job_gets_no_install(invoke: Invoke, tmp_path: Path) -> None:
