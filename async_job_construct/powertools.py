@@ -7,7 +7,8 @@ account depends on where the stack deploys:
 - region known at synth (``env=``): the ARN is a plain string, and a region where Powertools does not publish
   (cn-northwest-1, the ISO partitions) fails synth naming ``powertools_layer``;
 - region unknown (an environment-agnostic stack): a ``CfnMapping`` keyed by ``AWS::Partition`` gives the account
-  (aws, aws-cn, aws-us-gov's us-gov-west-1), and one condition picks us-gov-east-1's account there.
+  (aws, aws-cn, aws-us-gov's us-gov-west-1), and one condition picks us-gov-east-1's account there; both are the
+  stack's, shared by its APIs.
 
 ``powertools_layer_version="latest"`` (or a release such as ``"3.23.0"``) resolves the ARN at deploy time from
 Powertools' public SSM parameters, ``/aws/service/powertools/python/{arch}/{python3.x}/{version}``, as a
@@ -46,6 +47,8 @@ __all__ = ["check_powertools_layer_version", "public_layer_arn", "ssm_parameter_
 #: A Powertools release as its SSM parameters name it.
 _RELEASE: Final = re.compile(r"^\d+\.\d+\.\d+$")
 _GOV_EAST: Final = "us-gov-east-1"
+_MAPPING_ID: Final = "AsyncJobPowertoolsLayerAccounts"
+_GOV_EAST_ID: Final = "AsyncJobPowertoolsLayerInGovEast"
 #: The layer's account in each partition when only the partition is known; us-gov-east-1 is the exception.
 _ACCOUNT_BY_PARTITION: Final = {
     "aws": POWERTOOLS_LAYER_ACCOUNT,
@@ -128,7 +131,7 @@ def public_layer_arn(
 ) -> str:
     """The ARN of the public layer ``version`` for ``runtime`` and ``architecture`` (``x86_64``/``arm64``).
 
-    ``scope`` (the API) owns the mapping and condition an environment-agnostic stack needs.
+    In an environment-agnostic stack, the stack gets the mapping and condition (once, for all its APIs).
     """
     if isinstance(version, str):
         return Token.as_string(
@@ -168,16 +171,22 @@ def _account_in(region: str) -> str:
 
 
 def _account_at_deploy(scope: Construct) -> str:
-    """The layer's account as CloudFormation resolves it: by partition, then us-gov-east-1's own."""
-    if scope.node.try_find_child("PowertoolsLayerAccounts") is None:  # once per API, for all its functions
+    """The layer's account as CloudFormation resolves it: by partition, then us-gov-east-1's own.
+
+    The mapping and the condition are the stack's, shared by every API in it (ids ``AsyncJobPowertoolsLayer*``,
+    verbatim as logical ids), as aws-cdk-lib's own regional facts are: one per API would repeat an identical
+    condition (cfn-lint W9053). They are no resources, and exist only when the region is a token.
+    """
+    stack = Stack.of(scope)
+    if stack.node.try_find_child(_MAPPING_ID) is None:
         CfnMapping(
-            scope,
-            "PowertoolsLayerAccounts",
+            stack,
+            _MAPPING_ID,
             mapping={partition: {"account": account} for partition, account in _ACCOUNT_BY_PARTITION.items()},
         )
-        CfnCondition(scope, "PowertoolsLayerInGovEast", expression=Fn.condition_equals(Aws.REGION, _GOV_EAST))
-    mapping = scope.node.find_child("PowertoolsLayerAccounts")
-    gov_east = scope.node.find_child("PowertoolsLayerInGovEast")
+        CfnCondition(stack, _GOV_EAST_ID, expression=Fn.condition_equals(Aws.REGION, _GOV_EAST))
+    mapping = stack.node.find_child(_MAPPING_ID)
+    gov_east = stack.node.find_child(_GOV_EAST_ID)
     assert isinstance(mapping, CfnMapping)
     assert isinstance(gov_east, CfnCondition)
     return Token.as_string(

@@ -61,6 +61,9 @@ class Synthesized:
         )
         AsyncJobApi(own, "Jobs", handler="m.f", code=TEAM_CODE, powertools_layer=self.own_layer)
         self.stacks["Own"] = own
+        two = _stack(app, "TwoApis", None)
+        AsyncJobApi(two, "Other", handler="m.f", code=TEAM_CODE)
+        self.stacks["TwoApis"] = two
         self.bodies = {name: from_stack(stack)[1] for name, stack in self.stacks.items()}
 
     def layers(self, case: str) -> list[list[Any]]:
@@ -159,14 +162,30 @@ def test_environment_agnostic_stack_resolves_the_account_at_deploy(
 
 def test_environment_agnostic_stack_adds_one_mapping_and_one_condition(synth: Synthesized) -> None:
     body = synth.bodies["Agnostic"]
-    assert list(body["Mappings"].values()) == [
-        {
+    assert body["Mappings"] == {
+        "AsyncJobPowertoolsLayerAccounts": {
             "aws": {"account": POWERTOOLS_LAYER_ACCOUNT},
             "aws-cn": {"account": "498634801083"},
             "aws-us-gov": {"account": "165093116878"},
         }
-    ]
-    assert list(body["Conditions"].values()) == [{"Fn::Equals": [{"Ref": "AWS::Region"}, "us-gov-east-1"]}]
+    }
+    assert body["Conditions"] == {
+        "AsyncJobPowertoolsLayerInGovEast": {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-gov-east-1"]}
+    }
+
+
+def test_two_apis_in_a_stack_share_the_mapping_and_the_condition(synth: Synthesized) -> None:
+    body = synth.bodies["TwoApis"]
+    assert list(body["Mappings"]) == ["AsyncJobPowertoolsLayerAccounts"]
+    assert list(body["Conditions"]) == ["AsyncJobPowertoolsLayerInGovEast"]
+    layers = repr(
+        [
+            r["Properties"]["Layers"]
+            for r in body["Resources"].values()
+            if r["Type"] == "AWS::Lambda::Function"
+        ]
+    )
+    assert layers.count("AsyncJobPowertoolsLayerAccounts") == 2 * len(ROLES)
 
 
 def test_the_documented_accounts_are_the_ones_used() -> None:
