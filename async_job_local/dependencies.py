@@ -177,7 +177,9 @@ def local_requirements(code_dir: Path) -> Path | None:
         version = ".".join(map(str, sys.version_info[:2]))
         raise DependencyInstallError(
             f"cannot install {requirements} for the local Python {version} ({sys.executable}), which the "
-            f"handler's local environment needs (deployed, the bundled copy is used). pip said:\n{tail}"
+            f"handler's local environment needs (deployed, the bundled copy is used). Pin a version that "
+            f"installs on this Python, or run the local runtime on the Python of the function's runtime. "
+            f"pip said:\n{tail}"
         )
     shutil.rmtree(staging / "bin", ignore_errors=True)
     _remove(staging, excluded)

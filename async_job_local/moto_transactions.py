@@ -28,6 +28,17 @@ import functools
 import threading
 from typing import Any, Final
 
+from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.exceptions import (
+    ConditionalCheckFailed,
+    MockValidationException,
+    MultipleTransactionsException,
+    TooManyTransactionsException,
+    TransactionCanceledException,
+    TransactWriteSingleOpException,
+)
+from moto.dynamodb.models import DynamoDBBackend
+
 __all__ = ["SERIALISED", "install"]
 
 #: Set (``SERIALISED.active = True``) by a thread while it holds the serialising lock and runs one request.
@@ -46,8 +57,6 @@ def install() -> None:
     with _install_lock:
         if _installed:
             return
-        from moto.dynamodb.models import DynamoDBBackend
-
         own = DynamoDBBackend.transact_write_items
 
         @functools.wraps(own)
@@ -74,12 +83,6 @@ def _parse(
     backend: Any, transact_items: list[dict[str, Any]]
 ) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     """Each action as (kind, its parameters, the key it names); malformed requests are refused here."""
-    from moto.dynamodb.exceptions import (
-        MultipleTransactionsException,
-        TooManyTransactionsException,
-        TransactWriteSingleOpException,
-    )
-
     if len(transact_items) > _MAX_ACTIONS:
         raise TooManyTransactionsException()
     actions = []
@@ -100,13 +103,6 @@ def _parse(
 
 
 def _transact(backend: Any, transact_items: list[dict[str, Any]]) -> None:
-    from moto.dynamodb.comparisons import get_filter_expression
-    from moto.dynamodb.exceptions import (
-        ConditionalCheckFailed,
-        MockValidationException,
-        TransactionCanceledException,
-    )
-
     actions = _parse(backend, transact_items)
     before = [
         (action["TableName"], key, backend.get_item(action["TableName"], key)) for _, action, key in actions
@@ -116,7 +112,7 @@ def _transact(backend: Any, transact_items: list[dict[str, Any]]) -> None:
     try:
         for (kind, action, key), (_, _, current) in zip(actions, before, strict=True):
             try:
-                _check(get_filter_expression, ConditionalCheckFailed, action, current)
+                _check(action, current)
                 _apply(backend, kind, action, key)
                 reasons.append((None, None, None))
             except ConditionalCheckFailed as failed:
@@ -134,9 +130,8 @@ def _transact(backend: Any, transact_items: list[dict[str, Any]]) -> None:
         raise
 
 
-def _check(
-    get_filter_expression: Any, failure: type[Exception], action: dict[str, Any], current: Any
-) -> None:
+def _check(action: dict[str, Any], current: Any) -> None:
+    """Raise ``ConditionalCheckFailed`` unless the action's condition holds for the item as it is now."""
     expression = action.get("ConditionExpression")
     if expression is None:
         return
@@ -144,7 +139,7 @@ def _check(
         expression, action.get("ExpressionAttributeNames"), action.get("ExpressionAttributeValues")
     )
     if not condition.expr(current):
-        raise failure()
+        raise ConditionalCheckFailed()
 
 
 def _apply(backend: Any, kind: str, action: dict[str, Any], key: dict[str, Any]) -> None:

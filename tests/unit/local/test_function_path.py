@@ -207,8 +207,9 @@ def test_fails_naming_the_requirements_if_pip_cannot_install_them_locally(tmp_pa
     code = _asset(tmp_path / "asset", "fetch", FETCH, "this is not a requirement!\n", bundled=True)
     with pytest.raises(
         DependencyInstallError, match=r"cannot install .*requirements\.txt for the local Python"
-    ):
+    ) as refused:
         local_requirements(code)
+    assert "Pin a version that installs on this Python" in str(refused.value)  # the error says the fix
 
 
 def test_the_start_up_check_refuses_a_job_handler_importing_a_package_it_does_not_require(
