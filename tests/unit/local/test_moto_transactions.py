@@ -171,5 +171,7 @@ def test_the_embedded_backend_keeps_a_large_table_through_failed_transactions() 
             assert reasons[1]["Item"]["jobId"] == {"S": "1"}
         assert dynamodb.scan(TableName=table, Select="COUNT")["Count"] == 502
         assert "job#2" not in {item["pk"]["S"] for item in dynamodb.scan(TableName=table)["Items"]}
+        # moto's state is per process: leave nothing behind for the session's later runtimes
+        dynamodb.delete_table(TableName=table)
     finally:
         backend.close()
