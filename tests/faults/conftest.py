@@ -30,6 +30,10 @@ FAULTS_APP = Path(__file__).resolve().parent / "faults_app" / "app.py"
 TERMINAL_DEADLINE = 20.0 + MAX_RECEIVE_COUNT * (VISIBILITY_TIMEOUT_SECONDS + 4)
 
 
+#: The faults app's stack (tests/faults/faults_app/app.py).
+STACK_NAME = "AsyncJobFaults"
+
+
 class FaultsRuntime:
     """A running local runtime of the faults app, with a side-channel directory for its handler.
 
@@ -50,10 +54,13 @@ class FaultsRuntime:
         self.side_channel = side_channel
         self.log_file = log_file
         self.runtime = runtime
-        queues = self.aws("sqs").list_queues()["QueueUrls"]
+        # moto's state is per process: an in-process runtime may share it with other tests' resources, so
+        # take the faults stack's own (its physical names start with the stack name)
+        queues = self.aws("sqs").list_queues(QueueNamePrefix=STACK_NAME)["QueueUrls"]
         self.queue_url = next(url for url in queues if "DeadLetter" not in url)
         self.dead_letter_queue_url = next(url for url in queues if "DeadLetter" in url)
-        (self.table_name,) = self.aws("dynamodb").list_tables()["TableNames"]
+        tables = self.aws("dynamodb").list_tables()["TableNames"]
+        (self.table_name,) = (name for name in tables if name.startswith(f"{STACK_NAME}-"))
 
     @classmethod
     def in_process(cls, runtime: LocalRuntime, side_channel: Path, log_file: Path) -> FaultsRuntime:
