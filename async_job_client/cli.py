@@ -265,9 +265,15 @@ def _wait(client: JobClient, args: argparse.Namespace, first: Job | None, out: I
 
 
 def run(
-    args: argparse.Namespace, out: IO[str] = sys.stdout, err: IO[str] = sys.stderr, stdin: IO[str] = sys.stdin
+    args: argparse.Namespace,
+    out: IO[str] | None = None,
+    err: IO[str] | None = None,
+    stdin: IO[str] | None = None,
 ) -> int:
-    """Run one parsed client command; its exit code."""
+    """Run one parsed client command; its exit code (``out``, ``err``, ``stdin``: default the process's)."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    stdin = sys.stdin if stdin is None else stdin
     from async_job_client.retry import RetryPolicy
 
     try:
@@ -306,7 +312,7 @@ def run(
         return EXIT_INTERRUPTED
 
 
-def main(argv: Sequence[str] | None = None, out: IO[str] = sys.stdout, err: IO[str] = sys.stderr) -> int:
+def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     """``async-job submit|get|wait|cancel ...``; the exit code."""
     try:
         args = build_parser().parse_args(argv)
