@@ -449,3 +449,32 @@ def test_cli_json_output_of_an_api_error_is_its_problem(
 
     assert code == 5
     assert json.loads(capsys.readouterr().out)["type"] == "urn:async-job:problem:job-not-found"
+
+
+def test_run_of_a_60_s_job_at_the_default_retry_after_makes_13_requests() -> None:
+    """The construct's default poll_interval (5 s) as Retry-After, a job that ends 60 s after its submit, time
+    simulated (the client's pauses advance a clock the scripted API reads): 1 POST + reads at 5, 10, ... 60 s."""
+    clock = [0.0]
+
+    class ClockedServer(ScriptedServer):
+        pass
+
+    server = ClockedServer()
+    try:
+        server.answer(Answer(202, job(), {"Retry-After": "5"}))
+        for now in range(5, 61, 5):
+            status = "SUCCEEDED" if now >= 60 else "RUNNING"
+            server.answer(
+                Answer(200, job(status, result=now), {} if status == "SUCCEEDED" else {"Retry-After": "5"})
+            )
+
+        def sleep(seconds: float) -> None:
+            clock[0] += seconds
+
+        jobs = JobClient(server.url, auth=LocalCaller(), sleep=sleep)
+        assert jobs.run({}) == 60
+    finally:
+        server.close()
+
+    assert clock[0] == 60
+    assert jobs.requests_sent == len(server.requests) == 13
