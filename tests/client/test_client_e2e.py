@@ -12,6 +12,7 @@ import os
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -343,3 +344,16 @@ def _wait_until(jobs: JobClient, job_id: str, status: str, timeout: float = 30) 
     while jobs.get(job_id).status != status:
         assert time.monotonic() < deadline, f"job {job_id} never became {status}"
         time.sleep(0.1)
+
+
+def test_readme_example_runs_against_the_local_runtime(base_url: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "client" / "run_job.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "JOBS_API_URL": base_url},
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert GREETING in done.stdout
