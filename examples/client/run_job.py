@@ -10,7 +10,5 @@ import os
 from async_job_client import JobClient
 
 client = JobClient(os.environ["JOBS_API_URL"])  # the stage URL: SigV4 for AWS, the local caller on 127.0.0.1
-result = client.run(
-    {"seconds": 3}, timeout=600
-)  # raises JobFailed (with the job's error), JobCancelled, WaitTimeout
+result = client.run({"seconds": 3}, timeout=600)  # or raises JobFailed, JobCancelled, WaitTimeout
 print(result)
