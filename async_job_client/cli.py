@@ -27,6 +27,7 @@ from async_job_client.auth import ApiKey, Auth, BearerToken, LocalCaller, SigV4A
 from async_job_client.client import JobClient, default_auth
 from async_job_client.errors import ApiError, TransportError, WaitTimeout
 from async_job_client.models import Job
+from async_job_client.retry import RetryPolicy
 
 __all__ = ["COMMANDS", "EXIT_CODES", "build_parser", "main"]
 
@@ -228,7 +229,8 @@ class _Progress:
         percent = None if job.progress is None else job.progress.percent
         message = None if job.progress is None else job.progress.message
         if self._bar is not None:
-            self._bar.update(self._task, completed=percent or 0, status=job.status, description=message or "")
+            done = 100 if job.status == "SUCCEEDED" else percent or 0
+            self._bar.update(self._task, completed=done, status=job.status, description=message or "")
             return
         state = (job.status, percent, message)
         if state != self.last and not job.done:
@@ -238,6 +240,8 @@ class _Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
+            self._bar = None
+            self.last = None
 
 
 def _emit(job: Job, output: str, out: IO[str]) -> None:
@@ -254,7 +258,7 @@ def _wait(client: JobClient, args: argparse.Namespace, first: Job | None, out: I
             first.id if first else args.job_id, timeout=args.timeout, on_progress=progress, first=first
         )
     except WaitTimeout as timeout:
-        progress.close()
+        progress.close()  # before printing: the bar owns the terminal's last line until then
         _emit(timeout.job, args.output, out)
         print(f"async-job: {timeout}", file=err)
         return EXIT_WAIT_TIMEOUT
@@ -274,8 +278,6 @@ def run(
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     stdin = sys.stdin if stdin is None else stdin
-    from async_job_client.retry import RetryPolicy
-
     try:
         if args.max_attempts < 1:
             raise _Usage(f"--max-attempts must be at least 1 (given {args.max_attempts})")

@@ -478,3 +478,37 @@ def test_run_of_a_60_s_job_at_the_default_retry_after_makes_13_requests() -> Non
 
     assert clock[0] == 60
     assert jobs.requests_sent == len(server.requests) == 13
+
+
+def test_cli_draws_a_progress_bar_on_a_terminal(server: ScriptedServer) -> None:
+    pytest.importorskip("rich")
+    import pty
+
+    server.answer(
+        Answer(202, job(), {"Retry-After": "0"}),
+        Answer(200, job("RUNNING", progress={"percent": 40, "message": "step 4/10"}), {"Retry-After": "0"}),
+        Answer(200, job("SUCCEEDED", result={"ok": 1})),
+    )
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI on a terminal
+        os.environ["PYTHONPATH"] = str(ROOT)
+        os.execv(
+            sys.executable, [sys.executable, "-m", "async_job_client.cli", "submit", server.url, "--wait"]
+        )
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    text = output.decode(errors="replace")
+
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "\x1b[" in text  # drawn, not printed line by line
+    assert " 40% " in text
+    assert "step 4/10" in text
+    assert text.rstrip().endswith('SUCCEEDED  result: {"ok": 1}')
