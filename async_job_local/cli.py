@@ -10,6 +10,10 @@ Run the sample job end to end, show its progress and exit with its outcome::
 
     async-job local --submit '{"seconds": 35}' --exit-when-done
 
+Submit a job to it and wait, with a progress bar (``async_job_client.cli``: also ``get``, ``wait``, ``cancel``)::
+
+    async-job submit http://127.0.0.1:3000/prod --data '{"seconds": 5}' --wait
+
 Serve another app (a file or a command), on another port, against a moto server of your own::
 
     async-job local --app other/app.py --port 3100 --endpoint-url http://127.0.0.1:5000
@@ -33,6 +37,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from async_job_client import cli as client_cli
 from async_job_local.assembly import AssemblyError, app_command, load_assembly, synthesize
 from async_job_local.backend import Backend, EndpointBackend
 from async_job_local.follow import EXIT_INTERRUPTED, EXIT_SUCCEEDED, EXIT_USAGE, follow
@@ -64,9 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="async-job",
         description="Tools for AsyncJobApi (async-job-construct).",
+        epilog="submit, get, wait, cancel: " + client_cli.exit_codes_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    client_cli.add_commands(commands)  # submit, get, wait, cancel: async_job_client.cli runs them
     local = commands.add_parser(
         "local",
         help="serve the job APIs of a CDK app on this machine (no AWS account, no Docker)",
@@ -336,6 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "local":
             return _local(args)
+        if args.command in client_cli.COMMANDS:
+            return client_cli.run(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     return EXIT_USAGE

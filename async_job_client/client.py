@@ -1,0 +1,289 @@
+"""``JobClient``: submit, read, wait for and cancel jobs of one job API, deployed or local."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import quote, urlsplit
+
+from async_job_client.auth import Auth, LocalCaller, SigV4Auth
+from async_job_client.errors import ApiError, JobCancelled, JobFailed, TransportError, WaitTimeout
+from async_job_client.models import Job
+from async_job_client.retry import RetryPolicy, parse_retry_after
+
+__all__ = ["DEFAULT_MAX_POLL", "DEFAULT_MIN_POLL", "DEFAULT_POLL", "JobClient", "default_auth"]
+
+#: The shortest wait between two reads of a job, whatever ``Retry-After`` says.
+DEFAULT_MIN_POLL: Final = 0.5
+#: The longest wait between two reads of a job, whatever ``Retry-After`` says.
+DEFAULT_MAX_POLL: Final = 30.0
+#: The wait between two reads when an answer gives no ``Retry-After`` (the construct's ``poll_interval``).
+DEFAULT_POLL: Final = 5.0
+
+_TRANSPORT_ERRORS: Final = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
+
+
+def default_auth(url: str) -> Auth:
+    """``LocalCaller()`` for a loopback URL (``async-job local``), else ``SigV4Auth()``."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("127.0.0.1", "localhost", "::1") or host.startswith("127."):
+        return LocalCaller()
+    return SigV4Auth()
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+class JobClient:
+    """A client of one job API.
+
+    Parameters
+    ----------
+    url
+        The API's base URL, the stage's: ``https://{id}.execute-api.{region}.amazonaws.com/prod``, or the local
+        runtime's ``http://127.0.0.1:3000/{stage}``. Jobs are submitted to ``{url}/{type}`` and read at
+        ``{url}/jobs/{id}``.
+    auth
+        ``SigV4Auth()``, ``BearerToken(...)``, ``ApiKey(...)`` or ``LocalCaller(...)``. Default: ``LocalCaller()``
+        for a loopback URL, else ``SigV4Auth()`` (the standard botocore credential chain).
+    retry
+        Retries of 429, 5xx (not 501) and connection errors. Default: ``RetryPolicy()`` (5 attempts, capped
+        exponential backoff with full jitter, ``Retry-After`` obeyed up to 60 s).
+    timeout
+        Seconds one HTTP request may take. Default: 30.
+    min_poll, max_poll
+        The floor and the cap on ``wait``'s pause between reads. Default: 0.5 s and 30 s.
+
+    Examples
+    --------
+    >>> client = JobClient("http://127.0.0.1:3000/prod")
+    >>> client.run({"seconds": 2})
+    {'slept': 2}
+    """
+
+    def __init__(
+        self,
+        url: str,
+        auth: Auth | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        min_poll: float = DEFAULT_MIN_POLL,
+        max_poll: float = DEFAULT_MAX_POLL,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError(f"url must be an http(s) URL, the API stage's (given {url!r})")
+        if not 0 < min_poll <= max_poll:
+            raise ValueError(f"min_poll must be positive and at most max_poll (given {min_poll}, {max_poll})")
+        self.url = url.rstrip("/")
+        self.auth = default_auth(url) if auth is None else auth
+        self.retry = RetryPolicy() if retry is None else retry
+        self.timeout = timeout
+        self.min_poll = min_poll
+        self.max_poll = max_poll
+        self._sleep = sleep
+        #: Requests sent (every attempt counts), for callers who measure.
+        self.requests_sent = 0
+
+    # -- operations -------------------------------------------------------------------------------------------
+
+    def submit(
+        self, payload: Mapping[str, Any], type: str | None = None, idempotency_key: str | None = None
+    ) -> Job:
+        """``POST /{type}`` (default ``/jobs``) with ``payload``; the job the ``202`` describes.
+
+        Every attempt sends the same ``Idempotency-Key`` (a new UUID per call unless given), so a retried submit
+        whose first answer was lost creates one job, not two.
+
+        Examples
+        --------
+        >>> client.submit({"report": "2026-11"}, type="reports").status
+        'QUEUED'
+        """
+        key = str(uuid.uuid4()) if idempotency_key is None else idempotency_key
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        answer = self._request(
+            "POST",
+            f"{self.url}/{quote(type or 'jobs', safe='')}",
+            body=body,
+            headers={"Content-Type": "application/json", "Idempotency-Key": key},
+            expect=(202,),
+        )
+        return self._job(answer)
+
+    def get(self, job_id: str) -> Job:
+        """``GET /jobs/{id}``: the job now."""
+        return self._job(self._request("GET", self._job_url(job_id), expect=(200,)))
+
+    def cancel(self, job_id: str) -> Job:
+        """``DELETE /jobs/{id}``: the job ``CANCELLED`` (``200``) or with ``cancel_requested`` (``202``)."""
+        return self._job(self._request("DELETE", self._job_url(job_id), expect=(200, 202)))
+
+    def wait(
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        on_progress: Callable[[Job], None] | None = None,
+        *,
+        first: Job | None = None,
+    ) -> Job:
+        """Read the job until it is finished, as often as ``Retry-After`` says; the finished job.
+
+        The pause between reads is the answer's ``Retry-After`` held between ``min_poll`` and ``max_poll`` (and
+        never past the deadline). ``on_progress`` is called with the job after every read. A job that ends
+        ``FAILED`` or ``CANCELLED`` is returned, not raised: ``run`` raises.
+
+        Raises
+        ------
+        WaitTimeout
+            ``timeout`` seconds passed first (``None``: wait for ever).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        job = first if first is not None else self.get(job_id)
+        while True:
+            if on_progress is not None:
+                on_progress(job)
+            if job.done:
+                return job
+            pause = self.poll_pause(job.retry_after)
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise WaitTimeout(job, timeout or 0.0)
+                pause = min(pause, remaining)
+            self._sleep(pause)
+            job = self.get(job_id)
+
+    def run(
+        self,
+        payload: Mapping[str, Any],
+        type: str | None = None,
+        timeout: float | None = None,
+        on_progress: Callable[[Job], None] | None = None,
+    ) -> Any:
+        """Submit and wait: the job's result.
+
+        Examples
+        --------
+        >>> JobClient(url).run({"seconds": 2})
+
+        Raises
+        ------
+        JobFailed
+            The job ended ``FAILED`` (``error.error`` is its ``{type, message}``).
+        JobCancelled
+            The job ended ``CANCELLED``.
+        WaitTimeout
+            ``timeout`` seconds passed first.
+        """
+        job = self.submit(payload, type=type)
+        finished = self.wait(job.id, timeout=timeout, on_progress=on_progress, first=job)
+        if finished.status == "FAILED":
+            raise JobFailed(finished)
+        if finished.status == "CANCELLED":
+            raise JobCancelled(finished)
+        return finished.result
+
+    def poll_pause(self, retry_after: float | None) -> float:
+        """The pause before the next read: ``retry_after`` (else 5 s) held between ``min_poll`` and ``max_poll``."""
+        advised = DEFAULT_POLL if retry_after is None else retry_after
+        return min(max(advised, self.min_poll), self.max_poll)
+
+    # -- HTTP ---------------------------------------------------------------------------------------------------
+
+    def _job_url(self, job_id: str) -> str:
+        return f"{self.url}/jobs/{quote(job_id, safe='')}"
+
+    def _job(self, answer: _Answer) -> Job:
+        resource = answer.json()
+        if not isinstance(resource, Mapping) or "id" not in resource or "status" not in resource:
+            raise ApiError(
+                answer.status,
+                {"title": "not a job", "detail": answer.body[:200].decode("utf-8", "replace")},
+                answer.headers,
+            )
+        return Job.from_resource(
+            resource,
+            location=answer.headers.get("location"),
+            retry_after=parse_retry_after(answer.headers.get("retry-after")),
+            replayed=answer.headers.get("idempotent-replayed", "").lower() == "true",
+        )
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        expect: tuple[int, ...],
+    ) -> _Answer:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                answer = self._send(method, url, body, dict(headers or {}))
+            except _TRANSPORT_ERRORS as error:
+                if attempt >= self.retry.max_attempts:
+                    raise TransportError(
+                        f"{method} {url}: no answer after {attempt} attempt(s): {error}"
+                    ) from error
+                self._sleep(self.retry.delay(attempt))
+                continue
+            if answer.status in expect:
+                return answer
+            if self.retry.retryable(answer.status) and attempt < self.retry.max_attempts:
+                advised = (
+                    parse_retry_after(answer.headers.get("retry-after"))
+                    if answer.status in (429, 503)
+                    else None
+                )
+                self._sleep(self.retry.delay(attempt, advised))
+                continue
+            raise _api_error(answer)
+
+    def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> _Answer:
+        headers.setdefault("Accept", "application/json, application/problem+json")
+        signed = self.auth.headers(method, url, headers, body)
+        request = urllib.request.Request(url, data=body, headers=signed, method=method)
+        self.requests_sent += 1
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return _Answer(response.status, _lower(response.headers.items()), response.read())
+        except urllib.error.HTTPError as error:
+            with error:
+                return _Answer(error.code, _lower(error.headers.items()), error.read())
+
+
+def _lower(items: Any) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in items:
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return headers
+
+
+def _api_error(answer: _Answer) -> ApiError:
+    try:
+        problem = answer.json()
+    except ValueError:
+        problem = None
+    if not isinstance(problem, Mapping):
+        text = answer.body[:500].decode("utf-8", "replace")
+        problem = {"title": http.client.responses.get(answer.status, "error"), "detail": text or None}
+    return ApiError(answer.status, problem, answer.headers)

@@ -1,0 +1,120 @@
+"""The job as the API returns it (``GET /jobs/{id}``, the ``202`` of a submit), typed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+__all__ = ["TERMINAL_STATUSES", "Job", "Progress"]
+
+#: The statuses a job never leaves.
+TERMINAL_STATUSES: Final = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the handler last reported: ``percent`` (0-100) and an optional ``message``."""
+
+    percent: float
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the API described it in one answer.
+
+    Attributes
+    ----------
+    id, type, status
+        The job's id (a UUID), its job type and ``QUEUED``, ``RUNNING``, ``SUCCEEDED``, ``FAILED`` or
+        ``CANCELLED``.
+    progress
+        The last progress report (while ``RUNNING``, and kept once ``SUCCEEDED``), else ``None``.
+    result
+        What the handler returned (``SUCCEEDED`` only).
+    error
+        ``{type, message}``: why it ``FAILED`` (for a job still running, ``last_error`` holds the last attempt's).
+    created_at, updated_at
+        ISO 8601 timestamps, as the API gives them.
+    location
+        The job's URL (the ``Location`` header, else ``links.self``).
+    retry_after
+        Seconds the API advised to wait before the next read (``Retry-After``), ``None`` once finished.
+    replayed
+        ``True`` when a submit was answered from its idempotency key (``Idempotent-Replayed: true``).
+
+    Examples
+    --------
+    >>> job = client.submit({"seconds": 2})
+    >>> job.status, job.done
+    ('QUEUED', False)
+    """
+
+    id: str
+    status: str
+    type: str | None = None
+    progress: Progress | None = None
+    message: str | None = None
+    result: Any = None
+    error: dict[str, Any] | None = None
+    last_error: dict[str, Any] | None = None
+    cancel_requested: bool = False
+    cancellation: dict[str, Any] | None = None
+    attempts: int | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    location: str | None = None
+    retry_after: float | None = None
+    replayed: bool = False
+    raw: Mapping[str, Any] | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether the job is ``SUCCEEDED``, ``FAILED`` or ``CANCELLED``."""
+        return self.status in TERMINAL_STATUSES
+
+    @classmethod
+    def from_resource(
+        cls,
+        resource: Mapping[str, Any],
+        *,
+        location: str | None = None,
+        retry_after: float | None = None,
+        replayed: bool = False,
+    ) -> Job:
+        """The job of an API answer's body (and headers)."""
+        progress = resource.get("progress")
+        links = resource.get("links")
+        self_link = links.get("self") if isinstance(links, Mapping) else None
+        return cls(
+            id=str(resource["id"]),
+            status=str(resource["status"]),
+            type=resource.get("type"),
+            progress=(
+                Progress(float(progress.get("percent", 0)), progress.get("message"))
+                if isinstance(progress, Mapping)
+                else None
+            ),
+            message=progress.get("message") if isinstance(progress, Mapping) else None,
+            result=resource.get("result"),
+            error=_mapping(resource.get("error")),
+            last_error=_mapping(resource.get("lastError")),
+            cancel_requested=bool(resource.get("cancelRequested", False)),
+            cancellation=_mapping(resource.get("cancellation")),
+            attempts=resource.get("attempts"),
+            created_at=resource.get("createdAt"),
+            updated_at=resource.get("updatedAt"),
+            location=location or (self_link if isinstance(self_link, str) else None),
+            retry_after=retry_after,
+            replayed=replayed,
+            raw=dict(resource),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job as the API gave it (its JSON body), for ``--output json``."""
+        return dict(self.raw) if self.raw is not None else {"id": self.id, "status": self.status}
+
+
+def _mapping(value: Any) -> dict[str, Any] | None:
+    return dict(value) if isinstance(value, Mapping) else None
