@@ -14,6 +14,10 @@ Submit a job to it and wait, with a progress bar (``async_job_client.cli``: also
 
     async-job submit http://127.0.0.1:3000/prod --data '{"seconds": 5}' --wait
 
+Verify the SigV4 signatures of IAM routes against local credentials (the signer is the caller)::
+
+    async-job local --sigv4-credentials local-credentials.json
+
 Serve another app (a file or a command), on another port, against a moto server of your own::
 
     async-job local --app other/app.py --port 3100 --endpoint-url http://127.0.0.1:5000
@@ -50,6 +54,7 @@ from async_job_local.runtime import (
     LocalRuntime,
 )
 from async_job_local.server import DEFAULT_PRINCIPAL, DEFAULT_REQUEST_TIMEOUT, PRINCIPAL_HEADER, LocalApi
+from async_job_local.sigv4 import LocalCredential, load_credentials
 
 __all__ = ["main"]
 
@@ -135,6 +140,16 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_PRINCIPAL,
         help=f"the caller of requests without a {PRINCIPAL_HEADER} header, and of --submit "
         f"(default: {DEFAULT_PRINCIPAL})",
+    )
+    local.add_argument(
+        "--sigv4-credentials",
+        metavar="PATH",
+        help="verify the SigV4 signature of every request to a route with IAM authorization against the "
+        'credentials in this JSON file, a list of {"accessKeyId", "secretAccessKey", "arn", "sessionToken"?}: '
+        "the signer's ARN is the caller, the "
+        f"{PRINCIPAL_HEADER} header is ignored there, a missing or bad signature is answered 403 as API "
+        "Gateway answers it (IAM policies are not evaluated: every credential of the file may call). "
+        "Default: signatures are not checked",
     )
     local.add_argument(
         "--request-timeout",
@@ -244,9 +259,38 @@ def _backend(args: argparse.Namespace) -> Backend | None:
     return None
 
 
+def _sigv4_credentials(args: argparse.Namespace) -> list[LocalCredential] | None:
+    """The credentials of ``--sigv4-credentials`` (``CredentialsFileError``, ``ValueError`` for a usage error)."""
+    if args.sigv4_credentials is None:
+        return None
+    if args.submit is not None:
+        raise ValueError(
+            f"--submit names its caller with the {PRINCIPAL_HEADER} header, which --sigv4-credentials does not "
+            "accept on IAM routes: submit with a signing client instead (async_job_client.SigV4Auth)"
+        )
+    return list(load_credentials(args.sigv4_credentials).values())
+
+
+def _describe_callers(args: argparse.Namespace, runtime: LocalRuntime) -> str:
+    if runtime.verifier is None:
+        return (
+            f"  callers are identified by the header `{PRINCIPAL_HEADER}: <name>` (default: {args.principal})"
+        )
+    return (
+        f"  callers of IAM routes: SigV4 signatures of {len(runtime.verifier.credentials)} credential(s) of "
+        f"{args.sigv4_credentials}, region {runtime.verifier.region} ({PRINCIPAL_HEADER} ignored there); "
+        f"other routes: `{PRINCIPAL_HEADER}: <name>` (default: {args.principal})"
+    )
+
+
 def _local(args: argparse.Namespace) -> int:
     stop = _Stop()
     cwd = Path.cwd()
+    try:
+        sigv4_credentials = _sigv4_credentials(args)
+    except ValueError as error:  # CredentialsFileError included
+        _print(f"async-job local: --sigv4-credentials: {error}")
+        return EXIT_USAGE
     with contextlib.ExitStack() as cleanup:
         if args.output is not None:
             outdir = Path(args.output).resolve()
@@ -293,6 +337,7 @@ def _local(args: argparse.Namespace) -> int:
                 logs=FunctionLogs(log_stream),
                 default_principal=args.principal,
                 request_timeout=args.request_timeout,
+                sigv4_credentials=sigv4_credentials,
             )
             cleanup.enter_context(runtime)
         except OSError as error:
@@ -311,9 +356,7 @@ def _local(args: argparse.Namespace) -> int:
             for line in _describe_api(api):
                 _print(line)
         _print(f"  backend: {runtime.backend.describe()}")
-        _print(
-            f"  callers are identified by the header `{PRINCIPAL_HEADER}: <name>` (default: {args.principal})"
-        )
+        _print(_describe_callers(args, runtime))
         where = "discarded" if log_stream is None else (log_path or "standard error")
         _print(f"  function logs: {where}")
 

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 
 from async_job_local.api_spec import ApiSpec, RouteSpec
 from async_job_local.functions import InvokeResult
+from async_job_local.sigv4 import Signer
 
 __all__ = ["GatewayIdentity", "IncomingRequest", "proxy_event", "proxy_response", "request_context"]
 
@@ -65,12 +66,15 @@ def request_context(
     request_time: str,
     request_epoch: int,
     principal: str,
+    signer: Signer | None = None,
 ) -> dict[str, Any]:
     """The event's ``requestContext``, with the caller ``principal`` where the route's authorization puts it.
 
     Under IAM authorization: ``identity.userArn`` (``arn:aws:iam::<account>:user/<name>``, or ``principal``
     itself when it is an ARN), ``caller`` and ``user``; a custom authorizer: ``authorizer.principalId``;
-    Cognito: ``authorizer.claims.sub``; no authorization: an anonymous caller.
+    Cognito: ``authorizer.claims.sub``; no authorization: an anonymous caller. A ``signer`` (a verified SigV4
+    signature) replaces ``principal`` under IAM authorization: ``userArn``, ``accessKey``, ``accountId`` are
+    its credential's, ``caller`` and ``user`` its unique id (:attr:`async_job_local.sigv4.Signer.caller`).
 
     Example
     -------
@@ -98,6 +102,8 @@ def request_context(
         "userAgent": headers.get("User-Agent"),
         "user": user if iam else None,
     }
+    if iam and signer is not None:
+        identity.update(_signer_identity(signer))
     api_key = headers.get("x-api-key")
     if route is not None and route.api_key_required and api_key:
         identity["apiKey"] = api_key
@@ -124,6 +130,17 @@ def request_context(
     elif authorization == "COGNITO_USER_POOLS":
         context["authorizer"] = {"claims": {"sub": principal, "cognito:username": principal}}
     return context
+
+
+def _signer_identity(signer: Signer) -> dict[str, str]:
+    """The ``identity`` fields API Gateway fills from a verified signature."""
+    return {
+        "accountId": signer.account_id,
+        "caller": signer.caller,
+        "accessKey": signer.access_key_id,
+        "userArn": signer.arn,
+        "user": signer.caller,
+    }
 
 
 def proxy_event(

@@ -1,5 +1,5 @@
-"""What API Gateway checks before it calls the integration: credentials, an API key, required parameters,
-the body against the method's request model.
+"""What API Gateway checks before it calls the integration: credentials (a SigV4 signature, when the runtime
+verifies them), an API key, required parameters, the body against the method's request model.
 
 A rejection is ``(response type, status, message, extra template variables)``, which
 :func:`async_job_local.gateway_responses.render_gateway_response` turns into API Gateway's own answer.
@@ -14,9 +14,17 @@ from typing import Any, Final, NoReturn
 from urllib.parse import parse_qsl
 
 from async_job_local.api_spec import RouteSpec
+from async_job_local.sigv4 import SignatureRejectedError, SignedRequest, Signer, SigV4Verifier
 from lambda_handlers.contract import PRINCIPAL_HEADER
 
-__all__ = ["Rejection", "authentication_rejection", "gateway_rejection", "parse_json", "schema_errors"]
+__all__ = [
+    "Rejection",
+    "authentication_rejection",
+    "gateway_rejection",
+    "parse_json",
+    "schema_errors",
+    "signature_check",
+]
 
 #: A rejection: the gateway response type, its status, its message and extra ``$context`` variables.
 Rejection = tuple[str, int, str, Mapping[str, str] | None]
@@ -74,15 +82,37 @@ def _not_json(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON value")
 
 
-def authentication_rejection(route: RouteSpec, headers: Message, default_principal: str) -> Rejection | None:
+def signature_check(
+    route: RouteSpec, verifier: SigV4Verifier | None, request: SignedRequest
+) -> Signer | Rejection | None:
+    """Who signed a request to an IAM route, or API Gateway's rejection of its signature; None when nothing is
+    verified (no verifier, or a route without IAM authorization).
+
+    Example
+    -------
+    >>> signature_check(iam_route, verifier, SignedRequest("GET", "/prod/jobs/1", "", [], b""))[:2]
+    ('MISSING_AUTHENTICATION_TOKEN', 403)
+    """
+    if verifier is None or route.authorization_type != "AWS_IAM":
+        return None
+    try:
+        return verifier.verify(request)
+    except SignatureRejectedError as error:
+        return error.rejection
+
+
+def authentication_rejection(
+    route: RouteSpec, headers: Message, default_principal: str, *, signed: bool = False
+) -> Rejection | None:
     """An empty principal header names nobody: refused as API Gateway refuses missing credentials.
 
     Under IAM authorization that is ``403 MISSING_AUTHENTICATION_TOKEN`` (a request without a usable
     signature), under Cognito or a custom authorizer ``401 UNAUTHORIZED`` (no usable token). Without
-    authorization the header means nothing, as deployed. No header at all is the default caller.
+    authorization the header means nothing, as deployed. No header at all is the default caller. With
+    ``signed`` (signatures are verified) an IAM route ignores the header: the signer is the caller.
     """
     value = headers.get(PRINCIPAL_HEADER)
-    if value is None or value.strip():
+    if value is None or value.strip() or (signed and route.authorization_type == "AWS_IAM"):
         return None
     fix = (
         f"the {PRINCIPAL_HEADER} header is empty. Name the caller in it, or send no such header to call as "
@@ -96,17 +126,24 @@ def authentication_rejection(route: RouteSpec, headers: Message, default_princip
 
 
 def gateway_rejection(
-    route: RouteSpec, headers: Message, query: str, body: bytes, *, default_principal: str
+    route: RouteSpec,
+    headers: Message,
+    query: str,
+    body: bytes,
+    *,
+    default_principal: str,
+    signed: bool = False,
 ) -> Rejection | None:
     """What API Gateway rejects before the integration: missing credentials, a missing API key or
-    parameters, a body its request model rejects. None when the request goes through.
+    parameters, a body its request model rejects. None when the request goes through. ``signed``: signatures
+    are verified (:func:`signature_check`, first), so the principal header is no credential of IAM routes.
 
     Example
     -------
     >>> gateway_rejection(route, headers, "", b"[]", default_principal="local-user")[:2]
     ('BAD_REQUEST_BODY', 400)
     """
-    rejection = authentication_rejection(route, headers, default_principal)
+    rejection = authentication_rejection(route, headers, default_principal, signed=signed)
     if rejection is not None:
         return rejection
     if route.api_key_required and not headers.get("x-api-key"):

@@ -9,7 +9,7 @@ queues resolved to the local ones); its SQS event source mappings get pollers; i
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
@@ -35,6 +35,7 @@ from async_job_local.server import (
     LocalApi,
     LocalRoute,
 )
+from async_job_local.sigv4 import LocalCredential, SigV4Verifier
 from lambda_handlers.contract import Role
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_PORT", "LocalRuntime"]
@@ -82,6 +83,11 @@ class LocalRuntime:
     check_handlers
         Import every job type's handler at start-up, in its worker's environment, and raise
         ``HandlerError`` naming those that cannot be loaded. Default: True.
+    sigv4_credentials
+        Default: None, signatures are not checked (the ``X-Async-Job-Principal`` header names the caller).
+        Given (``async_job_local.sigv4.load_credentials(path).values()``), every route with IAM authorization
+        requires a SigV4 signature of one of them, scoped to the backend's region, and the signer is the
+        caller; the principal header is ignored on those routes.
 
     Example
     -------
@@ -104,6 +110,7 @@ class LocalRuntime:
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         warn: Callable[[str], None] = _warn,
         check_handlers: bool = True,
+        sigv4_credentials: Iterable[LocalCredential] | None = None,
     ) -> None:
         if not assembly.apis:
             raise AssemblyError(f"the app in {assembly.directory} has no AsyncJobApi")
@@ -117,6 +124,8 @@ class LocalRuntime:
         self.request_timeout = request_timeout
         self._warn = warn
         self.check_handlers = check_handlers
+        self.sigv4_credentials = None if sigv4_credentials is None else tuple(sigv4_credentials)
+        self.verifier: SigV4Verifier | None = None
         self._owns_backend = backend is None
         self._backend = backend
         self._resources: dict[tuple[str, str], _Resource] = {}
@@ -150,6 +159,8 @@ class LocalRuntime:
                 self.apis.append(self._build_api(spec))
             if self.check_handlers:
                 check_handlers(self._handler_checks())
+            if self.sigv4_credentials is not None:
+                self.verifier = SigV4Verifier(self.sigv4_credentials, region=self.backend.region)
             self.server = GatewayServer(
                 self.apis,
                 host=self.host,
@@ -158,6 +169,7 @@ class LocalRuntime:
                 region=self.backend.region,
                 default_principal=self.default_principal,
                 request_timeout=self.request_timeout,
+                verifier=self.verifier,
             )
             self.server.start()
             for source in self.event_sources:

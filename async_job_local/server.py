@@ -13,9 +13,13 @@ never an HTML page): a malformed request line (``400``), a request line over 64 
 over 64 KiB or more than 100 of them (``431``), a body whose framing is wrong (``400``, see
 :mod:`async_job_local.framing`), a request that stops arriving for ``request_timeout`` seconds (``408``).
 
-The caller's identity, which API Gateway takes from the SigV4 signature under IAM authorization, comes from
-the local-only header ``X-Async-Job-Principal`` (default ``local-user``); signatures are not checked. An empty
-header names nobody: it is refused as API Gateway refuses a request without credentials.
+The caller's identity, which API Gateway takes from the SigV4 signature under IAM authorization, comes by
+default from the local-only header ``X-Async-Job-Principal`` (default ``local-user``), and signatures are not
+checked. An empty header names nobody: it is refused as API Gateway refuses a request without credentials.
+Given a ``verifier`` (``async-job local --sigv4-credentials FILE``, :mod:`async_job_local.sigv4`), every
+route with IAM authorization requires a valid signature of one of its credentials, and the caller is the
+signer (``identity.userArn`` is the credential's ARN); ``X-Async-Job-Principal`` is then ignored on those
+routes, never a way around the signature. Routes without IAM authorization are served as without a verifier.
 """
 
 from __future__ import annotations
@@ -49,8 +53,9 @@ from async_job_local.proxy import (
     proxy_response,
     request_context,
 )
-from async_job_local.request_checks import gateway_rejection, schema_errors
+from async_job_local.request_checks import Rejection, gateway_rejection, schema_errors, signature_check
 from async_job_local.routing import LocalApi, LocalRoute
+from async_job_local.sigv4 import SignedRequest, Signer, SigV4Verifier
 from lambda_handlers.contract import PRINCIPAL_HEADER
 
 __all__ = [
@@ -99,6 +104,10 @@ class GatewayServer:
     request_timeout
         Seconds a request may stop arriving (its request line, headers or body) before it is answered ``408``
         and its connection closed. Default: 5. A kept-alive connection may wait 60 s for its next request.
+    verifier
+        Default: None, signatures are not checked and ``X-Async-Job-Principal`` names the caller. Given,
+        every route with IAM authorization requires a SigV4 signature it verifies, and the signer is the
+        caller (the principal header is ignored there).
     """
 
     def __init__(
@@ -111,6 +120,7 @@ class GatewayServer:
         region: str,
         default_principal: str = DEFAULT_PRINCIPAL,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        verifier: SigV4Verifier | None = None,
     ) -> None:
         if not request_timeout > 0:
             raise ValueError(
@@ -121,6 +131,7 @@ class GatewayServer:
         self.region = region
         self.default_principal = default_principal
         self.request_timeout = request_timeout
+        self.verifier = verifier
         self.idle_timeout = max(IDLE_TIMEOUT, request_timeout)
         self._httpd = _HttpServer((host, port), _Handler)
         self._httpd.gateway = self
@@ -312,6 +323,9 @@ class _Handler(BaseHTTPRequestHandler):
         matched = api.match(self.command, resource_path)
         route = matched[0] if matched else None
         principal = (self.headers.get(PRINCIPAL_HEADER) or "").strip() or gateway.default_principal
+        verified = (
+            None if matched is None or body is None else self._verify(matched[0], raw_path, split.query, body)
+        )
         context = request_context(
             request,
             api.spec,
@@ -321,6 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
             request_time=request_time,
             request_epoch=request_epoch,
             principal=principal,
+            signer=verified if isinstance(verified, Signer) else None,
         )
         if body is None:
             self._send_gateway_response(api, context, "REQUEST_TOO_LARGE", 413, "Request Too Long")
@@ -331,8 +346,16 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         route, path_parameters = matched
+        if isinstance(verified, tuple):
+            self._send_gateway_response(api, context, *verified)
+            return
         rejection = gateway_rejection(
-            route.spec, self.headers, split.query, body, default_principal=gateway.default_principal
+            route.spec,
+            self.headers,
+            split.query,
+            body,
+            default_principal=gateway.default_principal,
+            signed=gateway.verifier is not None,
         )
         if rejection is not None:
             self._send_gateway_response(api, context, *rejection)
@@ -366,6 +389,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         status, response_headers, response_body = response
         self._send(status, response_headers, response_body, request_id)
+
+    def _verify(self, route: LocalRoute, path: str, query: str, body: bytes) -> Signer | Rejection | None:
+        """Who signed the request, if the route takes a signature and the gateway verifies them."""
+        signed = SignedRequest(self.command, path, query, self.headers.items(), body)
+        return signature_check(route.spec, self.server.gateway.verifier, signed)
 
     def _invoke(self, function: LocalFunction, event: dict[str, Any]) -> InvokeResult | None:
         """Invoke the function; None when it runs past API Gateway's 29 s (it keeps running, as in AWS)."""
