@@ -19,7 +19,7 @@ Examples
 --------
 >>> verifier = SigV4Verifier([LocalCredential("AKIDLOCAL", "secret", "arn:aws:iam::123456789012:user/alice")],
 ...                          region="us-east-1")
->>> verifier.verify(SignedRequest("GET", "/prod/jobs/1", "", headers, b"")).arn  # doctest: +SKIP
+>>> verifier.verify(SignedRequest("GET", "/prod/jobs/1", "", headers, b"")).arn
 'arn:aws:iam::123456789012:user/alice'
 """
 
@@ -187,8 +187,9 @@ class Signer:
 
     Example
     -------
-    >>> Signer("arn:aws:sts::123456789012:assumed-role/Deployer/ci", "ASIALOCAL", "123456789012").caller
-    'AROA...:ci'  # doctest: +SKIP
+    >>> signer = Signer("arn:aws:sts::123456789012:assumed-role/Deployer/ci", "ASIALOCAL", "123456789012")
+    >>> signer.caller.startswith("AROA"), signer.caller.endswith(":ci")
+    (True, True)
     """
 
     arn: str
@@ -273,7 +274,7 @@ def load_credentials(path: str | Path) -> dict[str, LocalCredential]:
 
     Example
     -------
-    >>> load_credentials("local-credentials.json")["AKIDLOCAL"].arn  # doctest: +SKIP
+    >>> load_credentials("local-credentials.json")["AKIDLOCAL"].arn
     'arn:aws:iam::123456789012:user/alice'
     """
     where = Path(path)
@@ -392,7 +393,7 @@ def canonical_request(request: SignedRequest, signed_headers: Sequence[str], pay
     Example
     -------
     >>> print(canonical_request(SignedRequest("GET", "/", "", [("Host", "example.com")], b""), ["host"],
-    ...                         hashlib.sha256(b"").hexdigest()))  # doctest: +SKIP
+    ...                         hashlib.sha256(b"").hexdigest()))
     GET
     /
     <BLANKLINE>
@@ -456,14 +457,13 @@ def _parse_authorization(value: str) -> _Authorization:
             f"Credential should be access-key-id/date/region/service/aws4_request (given "
             f"{parameters['Credential']!r}). Authorization={value}"
         )
-    names = tuple(parameters["SignedHeaders"].split(";"))
+    names = tuple(name.strip().lower() for name in parameters["SignedHeaders"].split(";"))
     key_id, date, region, service, terminator = scope
     return _Authorization(key_id, date, region, service, terminator, names, parameters["Signature"])
 
 
-def _request_time(request: SignedRequest, authorization: _Authorization) -> tuple[dt.datetime, str]:
-    """The request time and the header that gives it (``x-amz-date``, else ``date``); both must be signed,
-    as must ``host``."""
+def _request_time(request: SignedRequest, authorization: _Authorization) -> dt.datetime:
+    """The request time, from ``x-amz-date`` (else ``date``), which must be signed, as must ``host``."""
     amz_date = request.header("x-amz-date")
     date_header = "x-amz-date" if amz_date is not None else "date"
     value = amz_date if amz_date is not None else request.header("date")
@@ -478,18 +478,17 @@ def _request_time(request: SignedRequest, authorization: _Authorization) -> tupl
         problems.append(f"'{date_header}' must be a 'SignedHeader' in the AWS Authorization.")
     if problems:
         raise _incomplete(" ".join(problems))
-    assert value is not None
+    assert value is not None  # problems holds the missing date
     try:
         if date_header == "x-amz-date":
-            when = dt.datetime.strptime(value.strip(), _AMZ_DATE).replace(tzinfo=dt.UTC)
-        else:
-            when = email.utils.parsedate_to_datetime(value).astimezone(dt.UTC)
+            return dt.datetime.strptime(value.strip(), _AMZ_DATE).replace(tzinfo=dt.UTC)
+        when = email.utils.parsedate_to_datetime(value)
     except (ValueError, TypeError):
         raise _incomplete(
             f"Date must be in ISO-8601 'basic format' (YYYYMMDD'T'HHMMSS'Z') in X-Amz-Date, or an HTTP date in "
             f"Date. Got {value!r}."
         ) from None
-    return when, date_header
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
 
 
 def _check_scope(authorization: _Authorization, when: dt.datetime, region: str, service: str) -> None:
@@ -578,18 +577,17 @@ def verify_signature(
     Example
     -------
     >>> verify_signature(request, credentials, region="us-east-1", now=dt.datetime.now(dt.UTC)).arn
-    ... # doctest: +SKIP
     'arn:aws:iam::123456789012:user/alice'
     """
     header = request.header("authorization")
     if header is None or not header.strip():
         raise SignatureRejectedError(*_MISSING)
     authorization = _parse_authorization(header)
-    when, _ = _request_time(request, authorization)
+    when = _request_time(request, authorization)
     _check_scope(authorization, when, region, service)
     credential = _credential_of(request, authorization, credentials)
     _check_clock(when, now)
-    names = tuple(sorted({name.strip().lower() for name in authorization.signed_headers}))
+    names = tuple(sorted(set(authorization.signed_headers)))
     canonical = canonical_request(request, names, _payload_hash(request))
     to_sign = "\n".join(
         [
@@ -632,8 +630,8 @@ class SigV4Verifier:
 
     Example
     -------
-    >>> verifier = SigV4Verifier.from_file("local-credentials.json", region="us-east-1")  # doctest: +SKIP
-    >>> verifier.verify(request).arn  # doctest: +SKIP
+    >>> verifier = SigV4Verifier.from_file("local-credentials.json", region="us-east-1")
+    >>> verifier.verify(request).arn
     'arn:aws:iam::123456789012:user/alice'
     """
 
