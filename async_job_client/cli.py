@@ -1,4 +1,4 @@
-"""``async-job submit|get|wait|cancel``: the job client on the command line.
+"""``async-job submit|get|wait|cancel|list``: the job client on the command line.
 
 ``async-job`` (``async_job_local.cli:main``) hands these subcommands to ``main`` here; this module imports
 neither aws-cdk-lib nor the local runtime.
@@ -12,11 +12,16 @@ Submit a job to the local runtime, wait for it with a progress bar, print its re
 Read a deployed API's job (SigV4, botocore's credential chain)::
 
     async-job get https://abc123.execute-api.eu-west-1.amazonaws.com/prod 4f0c5a0e-... --output json
+
+List the caller's failed report jobs, newest first::
+
+    async-job list https://abc123.execute-api.eu-west-1.amazonaws.com/prod --status FAILED --type reports
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from collections.abc import Sequence
@@ -42,7 +47,9 @@ EXIT_INTERRUPTED: Final = 130
 
 #: Every exit code of the client commands and what it means (also in ``--help``).
 EXIT_CODES: Final[dict[int, str]] = {
-    EXIT_SUCCEEDED: "done: the job SUCCEEDED (with --wait, wait), or the request succeeded (get, cancel, submit)",
+    EXIT_SUCCEEDED: (
+        "done: the job SUCCEEDED (with --wait, wait), or the request succeeded (get, cancel, submit, list)"
+    ),
     EXIT_FAILED: "the job FAILED",
     EXIT_USAGE: "usage error (bad arguments, unreadable --data, no credentials)",
     EXIT_CANCELLED: "the job was CANCELLED",
@@ -53,7 +60,9 @@ EXIT_CODES: Final[dict[int, str]] = {
 }
 
 #: The subcommands this module serves.
-COMMANDS: Final = ("submit", "get", "wait", "cancel")
+COMMANDS: Final = ("submit", "get", "wait", "cancel", "list")
+#: Jobs ``list`` prints unless told ``--limit`` or ``--all``.
+DEFAULT_LIST_LIMIT: Final = 20
 
 _STATUS_EXIT: Final = {"SUCCEEDED": EXIT_SUCCEEDED, "FAILED": EXIT_FAILED, "CANCELLED": EXIT_CANCELLED}
 
@@ -96,7 +105,7 @@ def _waiting(parser: argparse.ArgumentParser) -> None:
 
 
 def add_commands(commands: Any) -> None:
-    """Add ``submit``, ``get``, ``wait`` and ``cancel`` to an ``add_subparsers()`` result."""
+    """Add ``submit``, ``get``, ``wait``, ``cancel`` and ``list`` to an ``add_subparsers()`` result."""
     formatter = argparse.RawDescriptionHelpFormatter
     submit = commands.add_parser(
         "submit", help="submit a job (POST /TYPE)", epilog=exit_codes_epilog(), formatter_class=formatter
@@ -117,6 +126,29 @@ def add_commands(commands: Any) -> None:
         command.add_argument("job_id", metavar="ID", help="the job's id")
         if name == "wait":
             _waiting(command)
+    listing = commands.add_parser(
+        "list",
+        help="list your jobs, newest first (GET /jobs)",
+        epilog=exit_codes_epilog(),
+        formatter_class=formatter,
+    )
+    _common(listing)
+    listing.add_argument(
+        "--status",
+        action="append",
+        metavar="STATUS",
+        help="only jobs in this status (repeat, or comma-separate, for several)",
+    )
+    listing.add_argument("--type", dest="job_type", help="only jobs of this job type")
+    listing.add_argument("--owner", help="whose jobs (operators only)")
+    amount = listing.add_mutually_exclusive_group()
+    amount.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_LIST_LIMIT,
+        help=f"print at most N jobs (default: {DEFAULT_LIST_LIMIT})",
+    )
+    amount.add_argument("--all", action="store_true", help="print every job, following every page")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -268,6 +300,25 @@ def _wait(client: JobClient, args: argparse.Namespace, first: Job | None, out: I
     return _STATUS_EXIT[job.status]
 
 
+def _list(client: JobClient, args: argparse.Namespace, out: IO[str]) -> int:
+    if not args.all and args.limit < 1:
+        raise _Usage(f"--limit must be at least 1 (given {args.limit})")
+    statuses = None if args.status is None else ",".join(args.status)
+    jobs = client.list(
+        status=statuses,
+        type=args.job_type,
+        owner=args.owner,
+        page_size=None if args.all else min(args.limit, 100),
+    )
+    shown = jobs if args.all else itertools.islice(jobs, args.limit)
+    if args.output == "json":
+        print(json.dumps([job.to_dict() for job in shown], indent=2), file=out)
+        return EXIT_SUCCEEDED
+    for job in shown:
+        print(f"{job.created_at}  {job.type or '-':<12} {_describe(job)}", file=out)
+    return EXIT_SUCCEEDED
+
+
 def run(
     args: argparse.Namespace,
     out: IO[str] | None = None,
@@ -293,6 +344,8 @@ def run(
             return _wait(client, args, job, out, err)
         if args.command == "wait":
             return _wait(client, args, None, out, err)
+        if args.command == "list":
+            return _list(client, args, out)
         job = client.get(args.job_id) if args.command == "get" else client.cancel(args.job_id)
         _emit(job, args.output, out)
         return EXIT_SUCCEEDED
@@ -315,7 +368,7 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
-    """``async-job submit|get|wait|cancel ...``; the exit code."""
+    """``async-job submit|get|wait|cancel|list ...``; the exit code."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:

@@ -8,14 +8,14 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from async_job_client.auth import Auth, LocalCaller, SigV4Auth
 from async_job_client.errors import ApiError, JobCancelled, JobFailed, TransportError, WaitTimeout
-from async_job_client.models import Job
+from async_job_client.models import Job, JobPage
 from async_job_client.retry import RetryPolicy, parse_retry_after
 
 __all__ = ["DEFAULT_MAX_POLL", "DEFAULT_MIN_POLL", "DEFAULT_POLL", "JobClient", "default_auth"]
@@ -133,6 +133,81 @@ class JobClient:
     def cancel(self, job_id: str) -> Job:
         """``DELETE /jobs/{id}``: the job ``CANCELLED`` (``200``) or with ``cancel_requested`` (``202``)."""
         return self._job(self._request("DELETE", self._job_url(job_id), expect=(200, 202)))
+
+    def list_page(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        type: str | None = None,
+        limit: int | None = None,
+        owner: str | None = None,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """``GET /jobs``: one page of the caller's jobs, newest first.
+
+        Parameters
+        ----------
+        status
+            Only jobs in this status, or in any of these.
+        type
+            Only jobs of this job type.
+        limit
+            The most jobs on the page (1-100; the API's default is 20).
+        owner
+            Whose jobs (operators only; the API answers anyone else ``403 owner-forbidden``).
+        cursor
+            ``next_cursor`` of the previous page.
+
+        Examples
+        --------
+        >>> page = client.list_page(status=["FAILED", "CANCELLED"], limit=50)
+        >>> while page.next_cursor:
+        ...     page = client.list_page(status=["FAILED", "CANCELLED"], limit=50, cursor=page.next_cursor)
+        """
+        query: dict[str, str] = {}
+        if status is not None:
+            query["status"] = status if isinstance(status, str) else ",".join(status)
+        for name, value in (("type", type), ("limit", limit), ("owner", owner), ("cursor", cursor)):
+            if value is not None:
+                query[name] = str(value)
+        url = f"{self.url}/jobs" + (f"?{urlencode(query)}" if query else "")
+        answer = self._request("GET", url, expect=(200,))
+        page = answer.json()
+        listed = page.get("jobs") if isinstance(page, Mapping) else None
+        if not isinstance(listed, list) or not all(isinstance(job, Mapping) for job in listed):
+            raise ApiError(
+                answer.status,
+                {"title": "not a page of jobs", "detail": answer.body[:200].decode("utf-8", "replace")},
+                answer.headers,
+            )
+        following = page.get("next")
+        return JobPage(
+            tuple(Job.from_resource(job) for job in listed),
+            following if isinstance(following, str) and following else None,
+        )
+
+    def list(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        type: str | None = None,
+        owner: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[Job]:
+        """Every job of the caller's that matches, newest first, read a page at a time as the loop goes on.
+
+        Examples
+        --------
+        >>> failed = [job.id for job in client.list(status="FAILED", type="reports")]
+        >>> latest = next(client.list(), None)
+        """
+        cursor: str | None = None
+        while True:
+            page = self.list_page(status=status, type=type, limit=page_size, owner=owner, cursor=cursor)
+            yield from page.jobs
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def wait(
         self,

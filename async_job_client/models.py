@@ -1,4 +1,4 @@
-"""The job as the API returns it (``GET /jobs/{id}``, the ``202`` of a submit), typed."""
+"""The job as the API returns it (``GET /jobs/{id}``, the ``202`` of a submit, ``GET /jobs``), typed."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["TERMINAL_STATUSES", "Job", "Progress"]
+__all__ = ["TERMINAL_STATUSES", "Job", "JobPage", "Progress"]
 
 #: The statuses a job never leaves.
 TERMINAL_STATUSES: Final = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
@@ -118,3 +118,21 @@ class Job:
 
 def _mapping(value: Any) -> dict[str, Any] | None:
     return dict(value) if isinstance(value, Mapping) else None
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of ``GET /jobs``: jobs newest first (summaries: ``result`` is not listed, ``get`` it), and the
+    cursor of the next page (``None``: this is the last).
+
+    A page may hold fewer jobs than asked for, even none, and still have a next one: the API reads a bounded
+    number of jobs per request when filters match few of them.
+
+    Examples
+    --------
+    >>> page = client.list_page(status="FAILED", limit=10)
+    >>> [job.id for job in page.jobs], page.next_cursor is None
+    """
+
+    jobs: tuple[Job, ...]
+    next_cursor: str | None = None

@@ -391,7 +391,8 @@ class AsyncJobApi(Construct):
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` submit jobs of every type (also of types added later), and read and cancel its own.
 
-        Grants ``execute-api:Invoke`` on ``POST /{name}`` of every type and on ``GET``/``DELETE /jobs/*``.
+        Grants ``execute-api:Invoke`` on ``POST /{name}`` of every type, ``GET /jobs`` (list its own) and
+        ``GET``/``DELETE /jobs/*``.
 
         Examples
         --------
@@ -403,6 +404,7 @@ class AsyncJobApi(Construct):
             actions=["execute-api:Invoke"],
             resource_arns=[
                 *(self.api.arn_for_execute_api("POST", f"/{name}") for name in self._job_types),
+                self.api.arn_for_execute_api("GET", f"/{JOBS_PATH}"),
                 self.api.arn_for_execute_api("GET", f"/{JOBS_PATH}/*"),
                 self.api.arn_for_execute_api("DELETE", f"/{JOBS_PATH}/*"),
             ],

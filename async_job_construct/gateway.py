@@ -21,7 +21,7 @@ from async_job_construct.compliance import (
     skip_checkov,
 )
 from async_job_construct.metadata import mark
-from lambda_handlers.contract import JOBS_PATH, Role
+from lambda_handlers.contract import JOBS_PATH, LIST_QUERY_PARAMETERS, Role
 
 __all__ = ["ACCESS_LOG_FIELDS", "GATEWAY_PROBLEMS", "GatewayOptions", "JobGateway"]
 
@@ -154,7 +154,7 @@ class GatewayOptions:
 
 
 class JobGateway:
-    """The REST API with ``GET``/``DELETE /jobs/{id}`` (``add_status_routes``) and ``POST /{name}`` per job type.
+    """The REST API with ``GET /jobs`` and ``GET``/``DELETE /jobs/{id}`` (``add_status_routes``) and ``POST /{name}`` per job type.
 
     Examples
     --------
@@ -266,10 +266,20 @@ class JobGateway:
             )
 
     def add_status_routes(self, status_function: lambda_.IFunction) -> None:
-        """``GET`` and ``DELETE /jobs/{id}`` to the status function (jobs of every type)."""
+        """``GET /jobs`` (the caller's jobs) and ``GET``/``DELETE /jobs/{id}`` to the status function (jobs of
+        every type)."""
         #: ``/jobs/{id}``, created after ``POST /jobs`` (the deployment's logical id hashes them in order).
         self.job_resource: apigateway.Resource = self.jobs_resource.add_resource("{id}")
         status_integration = apigateway.LambdaIntegration(status_function, allow_test_invoke=False)
+        self.jobs_resource.add_method(
+            "GET",
+            status_integration,
+            api_key_required=self._options.api_key_required,
+            request_parameters={
+                f"method.request.querystring.{name}": False for name in LIST_QUERY_PARAMETERS
+            },
+            request_validator=self._validator,
+        )
         for method in ("GET", "DELETE"):
             self.job_resource.add_method(
                 method,

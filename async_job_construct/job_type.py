@@ -259,7 +259,8 @@ class JobType(Construct):
     def grant_submit(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` submit jobs of this type, and read and cancel its own jobs (IAM authorization).
 
-        Grants ``execute-api:Invoke`` on ``POST /{name}`` and on ``GET``/``DELETE /jobs/*``.
+        Grants ``execute-api:Invoke`` on ``POST /{name}``, ``GET /jobs`` (list its own) and
+        ``GET``/``DELETE /jobs/*``.
 
         Examples
         --------
@@ -271,6 +272,7 @@ class JobType(Construct):
             actions=["execute-api:Invoke"],
             resource_arns=[
                 api.arn_for_execute_api("POST", f"/{self.name}"),
+                api.arn_for_execute_api("GET", f"/{JOBS_PATH}"),
                 api.arn_for_execute_api("GET", f"/{JOBS_PATH}/*"),
                 api.arn_for_execute_api("DELETE", f"/{JOBS_PATH}/*"),
             ],

@@ -18,7 +18,7 @@ from async_job_construct import defaults
 from async_job_construct.functions import FunctionFactory
 from async_job_construct.props import ApiProps
 from async_job_construct.runtime_assets import RuntimeAssets
-from lambda_handlers.contract import Env, JobTypeKey, Role
+from lambda_handlers.contract import OWNER_INDEX, Env, JobTypeKey, Role
 
 if TYPE_CHECKING:
     from async_job_construct.job_type import JobType
@@ -81,7 +81,7 @@ class SharedFunctions:
         owns_table: bool,
     ) -> None:
         self._table = table
-        # table.grant() leaves the table's key to the caller (the queues' grants include theirs).
+        # The item grants leave the table's key to the caller (the queues' grants include theirs).
         self._table_key = props.encryption_key if owns_table else None
         runtime, architecture = props.runtime, props.architecture
         #: What every function of the API is told: the table, the metrics' identity, the TTL.
@@ -149,10 +149,16 @@ class SharedFunctions:
         )
         # Put (alone or in TransactWriteItems with the idempotency key), Delete to undo a job that could not be
         # enqueued, Get to answer an idempotent replay.
-        table.grant(self.submit_function, "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem")
-        table.grant(self.status_function, "dynamodb:GetItem", "dynamodb:UpdateItem")  # read, cancel
+        self._grant_items(self.submit_function, "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem")
+        # read, cancel; and list: Query on the owner index alone (not on the table, nor on other indexes).
+        self._grant_items(self.status_function, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        iam.Grant.add_to_principal(
+            grantee=self.status_function,
+            actions=["dynamodb:Query"],
+            resource_arns=[f"{table.table_arn}/index/{OWNER_INDEX}"],
+        )
         # Get to decide on the job as it is, Update to end it.
-        table.grant(self.dead_letter_function, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        self._grant_items(self.dead_letter_function, "dynamodb:GetItem", "dynamodb:UpdateItem")
         if props.encryption_key is not None:
             # CloudWatch Logs encrypts the log groups with the key; an imported key's policy must allow it.
             props.encryption_key.grant_encrypt_decrypt(
@@ -166,6 +172,12 @@ class SharedFunctions:
         self.submit_function.add_environment(Env.JOB_TYPES, job_types)
         self.dead_letter_function.add_environment(Env.JOB_TYPES, job_types)
 
+    def _grant_items(self, function: lambda_.IFunction, *actions: str) -> None:
+        """Item ``actions`` on the table alone: ``table.grant`` would add ``index/*`` for a table with indexes."""
+        iam.Grant.add_to_principal(
+            grantee=function, actions=list(actions), resource_arns=[self._table.table_arn]
+        )
+
     def _grant_table_key(self, function: lambda_.Function) -> None:
         if self._table_key is not None:
             self._table_key.grant(
@@ -174,7 +186,7 @@ class SharedFunctions:
 
     def grant_worker(self, worker: lambda_.Function) -> None:
         """What every worker does to the table: update its jobs."""
-        self._table.grant(worker, "dynamodb:UpdateItem")
+        self._grant_items(worker, "dynamodb:UpdateItem")
         self._grant_table_key(worker)
 
     def wire(self, job_type: JobType) -> None:

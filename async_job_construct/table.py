@@ -9,7 +9,7 @@ from constructs import Construct
 
 from async_job_construct.compliance import skip_checkov
 from async_job_construct.metadata import mark
-from lambda_handlers.contract import Role
+from lambda_handlers.contract import OWNER_INDEX, OWNER_INDEX_ATTRIBUTES, Role
 
 __all__ = ["PARTITION_KEY", "TTL_ATTRIBUTE", "status_table"]
 
@@ -28,8 +28,10 @@ def status_table(
     if table is not None:
         Annotations.of(api).add_warning_v2(
             "async-job:byo-table",
-            "table: the table you pass must have partition key 'pk' (string) and TTL on 'expiresAt'; "
-            "expired jobs are hidden either way, but only TTL deletes them.",
+            "table: the table you pass must have partition key 'pk' (string) and TTL on 'expiresAt' "
+            "(expired jobs are hidden either way, but only TTL deletes them), and, for GET /jobs, a global "
+            f"secondary index '{OWNER_INDEX}' (partition 'owner', sort 'createdAt', both strings; projection ALL "
+            f"or INCLUDE {', '.join(OWNER_INDEX_ATTRIBUTES)}).",
         )
         return table
     return _create_table(api, encryption_key=encryption_key, removal_policy=removal_policy)
@@ -38,7 +40,7 @@ def status_table(
 def _create_table(
     api: Construct, *, encryption_key: kms.IKey | None, removal_policy: RemovalPolicy
 ) -> dynamodb.Table:
-    """An on-demand table keyed by job id, with TTL on ``expiresAt`` and point-in-time recovery."""
+    """An on-demand table keyed by job id, with TTL on ``expiresAt``, point-in-time recovery and the owner index."""
     table = dynamodb.Table(
         api,
         "Table",
@@ -55,6 +57,13 @@ def _create_table(
             point_in_time_recovery_enabled=True
         ),
         removal_policy=removal_policy,
+    )
+    table.add_global_secondary_index(
+        index_name=OWNER_INDEX,
+        partition_key=dynamodb.Attribute(name="owner", type=dynamodb.AttributeType.STRING),
+        sort_key=dynamodb.Attribute(name="createdAt", type=dynamodb.AttributeType.STRING),
+        projection_type=dynamodb.ProjectionType.INCLUDE,
+        non_key_attributes=list(OWNER_INDEX_ATTRIBUTES),
     )
     mark(table, api=api, role=Role.TABLE)
     if encryption_key is None:

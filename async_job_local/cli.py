@@ -74,12 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="async-job",
         description="Tools for AsyncJobApi (async-job-construct).",
-        epilog="submit, get, wait, cancel: " + client_cli.exit_codes_epilog(),
+        epilog="submit, get, wait, cancel, list: " + client_cli.exit_codes_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    client_cli.add_commands(commands)  # submit, get, wait, cancel: async_job_client.cli runs them
+    client_cli.add_commands(commands)  # submit, get, wait, cancel, list: async_job_client.cli runs them
     local = commands.add_parser(
         "local",
         help="serve the job APIs of a CDK app on this machine (no AWS account, no Docker)",

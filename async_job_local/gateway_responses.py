@@ -16,6 +16,8 @@ __all__ = ["ERROR_TYPES", "render_gateway_response"]
 ERROR_TYPES: Final[Mapping[str, str]] = {
     "MISSING_AUTHENTICATION_TOKEN": "MissingAuthenticationTokenException",
     "UNAUTHORIZED": "UnauthorizedException",
+    "ACCESS_DENIED": "AccessDeniedException",
+    "INVALID_SIGNATURE": "InvalidSignatureException",
     "INVALID_API_KEY": "ForbiddenException",
     "BAD_REQUEST_BODY": "BadRequestException",
     "BAD_REQUEST_PARAMETERS": "BadRequestException",

@@ -25,10 +25,13 @@ __all__ = [
     "JOB_TYPE_DIMENSION",
     "JOB_TYPE_NAME",
     "LAMBDA_PROVIDED_DISTRIBUTIONS",
+    "LIST_QUERY_PARAMETERS",
     "MAX_PAYLOAD_BYTES_LIMIT",
     "MAX_RECEIVE_COUNT_LIMIT",
     "MAX_VISIBILITY_SECONDS",
     "METADATA_KEY",
+    "OWNER_INDEX",
+    "OWNER_INDEX_ATTRIBUTES",
     "PRINCIPAL_HEADER",
     "REPLAYED_HEADER",
     "REQUIREMENTS_FILE",
@@ -118,6 +121,27 @@ JOB_TYPE_DIMENSION: Final = "jobType"
 #: The ``jobType`` dimension of a metric about a message whose job type cannot be known (a malformed message
 #: on a dead-letter queue); no job type can be named so (``JOB_TYPE_NAME``).
 UNKNOWN_JOB_TYPE: Final = "(unknown)"
+#: The status table's global secondary index of each owner's jobs (partition ``owner``, sort ``createdAt``):
+#: ``GET /jobs`` reads it, newest first. Idempotency-key items carry neither attribute, so it holds jobs only.
+OWNER_INDEX: Final = "owner-createdAt"
+#: The attributes that index projects besides its keys and ``pk``: what a listed job shows (no result, no
+#: payload digest, no lease), so that the index stays small whatever the results weigh.
+OWNER_INDEX_ATTRIBUTES: Final = (
+    "status",
+    "updatedAt",
+    "expiresAt",
+    "attempts",
+    JOB_TYPE_ATTRIBUTE,
+    "progressPercent",
+    "progressMessage",
+    "errorType",
+    "errorMessage",
+    "cancelRequested",
+    "cancelMessage",
+)
+#: The query parameters of ``GET /jobs`` (any other is refused): filters, page size, where to go on from, and
+#: (operators only) whose jobs.
+LIST_QUERY_PARAMETERS: Final = ("status", "type", "limit", "cursor", "owner")
 #: The path segment of the jobs collection: every job, whatever its type, is at ``GET``/``DELETE /jobs/{id}``.
 JOBS_PATH: Final = "jobs"
 #: The most receives a job type's queue may allow before dead-lettering (its attempts, ``maxReceiveCount``).

@@ -1,5 +1,8 @@
 """``GET /jobs/{id}``: one job, to its owner (or an operator). One AWS call: a consistent GetItem.
 
+``GET /jobs``: the caller's jobs (an operator's ``owner=`` names whose), newest first, a page at a time, filtered
+by ``status`` and ``type`` (``lambda_handlers.listing``). One Query of the owner index, or a few.
+
 ``DELETE /jobs/{id}``: cancel the owner's job. A QUEUED job is CANCELLED at once (``200``); a RUNNING one is
 asked to stop (``202``, ``cancelRequested: true``); a finished one is a ``409``. One conditional UpdateItem,
 two for a running job.
@@ -8,11 +11,13 @@ two for a running job.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlencode
 
 from aws_lambda_powertools.logging import correlation_paths
 
 from lambda_handlers import api_common, config
-from lambda_handlers.contract import JOB_TYPE_DIMENSION
+from lambda_handlers.contract import JOB_TYPE_DIMENSION, JOBS_PATH
+from lambda_handlers.listing import InvalidListQueryError, JobPage, list_jobs, parse_list_query, summary
 from lambda_handlers.models import Job
 from lambda_handlers.observability import MetricUnit, logger, metrics, tracer
 from lambda_handlers.problems import problem
@@ -55,6 +60,8 @@ def _status(event: dict[str, Any]) -> dict[str, Any]:
     # Powertools clears added dimensions only when it publishes: drop what an invocation without metrics left.
     metrics.clear_metrics()
     method = event.get("httpMethod")
+    if event.get("resource") == f"/{JOBS_PATH}":
+        return _list(event) if method == "GET" else api_common.method_not_allowed(method, ("GET", "POST"))
     if method not in _METHODS:
         return api_common.method_not_allowed(method, _METHODS)
     job_id = api_common.path_job_id(event)
@@ -76,6 +83,65 @@ def _status(event: dict[str, Any]) -> dict[str, Any]:
             logger.info("job read by someone else than its owner; answering 404")
         return _not_found()
     return _job_response(200, job, event)
+
+
+def _list(event: dict[str, Any]) -> dict[str, Any]:
+    """``GET /jobs``: a page of the caller's jobs (``owner=`` someone else's: operators only, else ``403``)."""
+    parameters = _query_parameters(event)
+    try:
+        query = parse_list_query(parameters)
+    except InvalidListQueryError as error:
+        return problem(
+            400,
+            "invalid-query-parameter",
+            "Invalid query parameter",
+            str(error),
+            _NO_STORE,
+            parameter=error.parameter,
+        )
+    caller = api_common.caller_identity(event)
+    owner = caller if query.owner is None else query.owner
+    if owner != caller and not api_common.is_operator(caller, CONFIG.operators):
+        return problem(
+            403,
+            "owner-forbidden",
+            "Not allowed to list another caller's jobs",
+            "Only the API's operators may list another caller's jobs (owner=); leave owner out to list yours.",
+            _NO_STORE,
+        )
+    try:
+        page = list_jobs(_store, owner, query)
+    except JobStoreError:
+        logger.exception("could not list the jobs")
+        return api_common.service_unavailable(
+            "The jobs could not be listed. Retry later.", CONFIG.retry_after_seconds
+        )
+    logger.info("listed", extra={"jobs": len(page.jobs), "more": page.next_cursor is not None})
+    return _page_response(event, parameters, page)
+
+
+def _query_parameters(event: dict[str, Any]) -> dict[str, list[str]]:
+    """Every query parameter's values, from ``multiValueQueryStringParameters`` (else the single-value map)."""
+    multi = event.get("multiValueQueryStringParameters") or {}
+    if multi:
+        return {str(name): [str(value) for value in values or []] for name, values in multi.items()}
+    single = event.get("queryStringParameters") or {}
+    return {str(name): [str(value)] for name, value in single.items() if value is not None}
+
+
+def _page_response(event: dict[str, Any], parameters: dict[str, list[str]], page: JobPage) -> dict[str, Any]:
+    """``200`` with ``jobs`` (summaries: read a result at its job's ``links.self``), ``next`` and ``links``."""
+    url = api_common.request_url(event)
+    body: dict[str, Any] = {"jobs": [summary(job, f"{url}/{job.job_id}") for job in page.jobs]}
+    query = {name: values for name, values in parameters.items() if name != "cursor"}
+    links = {"self": url + (f"?{urlencode(parameters, doseq=True)}" if parameters else "")}
+    headers = dict(_NO_STORE)
+    if page.next_cursor is not None:
+        body["next"] = page.next_cursor
+        links["next"] = f"{url}?{urlencode({**query, 'cursor': [page.next_cursor]}, doseq=True)}"
+        headers["Link"] = f'<{links["next"]}>; rel="next"'
+    body["links"] = links
+    return api_common.json_response(200, body, headers)
 
 
 def _cancel(event: dict[str, Any], job_id: str) -> dict[str, Any]:

@@ -328,12 +328,77 @@ def test_cli_api_error_exits_5_and_no_answer_exits_6(base_url: str) -> None:
     assert closed.returncode == 6, closed.stderr
 
 
+@pytest.fixture(scope="module")
+def listed_jobs(base_url: str) -> tuple[str, list[Job]]:
+    """A caller of its own with five jobs, oldest first: three SUCCEEDED, one RUNNING (soon SUCCEEDED) and,
+    submitted behind it, one CANCELLED."""
+    principal = f"lister-{uuid.uuid4().hex[:8]}"
+    jobs = client(base_url, principal)
+    made = [jobs.submit({"mode": "ok"}, type=None) for _ in range(3)]
+    for job in made:
+        jobs.wait(job.id, timeout=60)
+    blocker = jobs.submit({"mode": "sleep", "seconds": 1.5})
+    _wait_until(jobs, blocker.id, "RUNNING")
+    queued = jobs.submit({"mode": "ok"})
+    jobs.cancel(queued.id)
+    jobs.wait(blocker.id, timeout=60)
+    return principal, [*made, blocker, queued]
+
+
+def test_list_pages_newest_first_with_filters(base_url: str, listed_jobs: tuple[str, list[Job]]) -> None:
+    principal, made = listed_jobs
+    jobs = client(base_url, principal)
+
+    first = jobs.list_page(limit=2)
+    second = jobs.list_page(limit=2, cursor=first.next_cursor)
+    everything = list(jobs.list(page_size=2))
+
+    assert [job.id for job in first.jobs] == [made[4].id, made[3].id]
+    assert first.next_cursor is not None
+    assert [job.id for job in second.jobs] == [made[2].id, made[1].id]
+    assert [job.id for job in everything] == [job.id for job in reversed(made)]
+    assert [job.id for job in jobs.list(status="CANCELLED")] == [made[4].id]
+    assert {job.id for job in jobs.list(status=["SUCCEEDED"], type="jobs")} == {job.id for job in made[:4]}
+    assert list(jobs.list(type="thumbnails")) == []
+    # A listed job is a summary: its result is read with get()
+    assert everything[1].status == "SUCCEEDED"
+    assert everything[1].result is None
+    assert jobs.get(everything[1].id).result is not None
+    # Nobody else sees them; naming their owner is for operators only
+    assert [job.id for job in client(base_url, f"other-{uuid.uuid4().hex[:8]}").list()] == []
+    with pytest.raises(ApiError) as refused:
+        jobs.list_page(owner="local-user")
+    assert (refused.value.status, refused.value.type) == (403, "urn:async-job:problem:owner-forbidden")
+    with pytest.raises(ApiError) as invalid:
+        jobs.list_page(limit=500)
+    assert invalid.value.problem["parameter"] == "limit"
+
+
+def test_cli_list_text_json_and_exit_codes(base_url: str, listed_jobs: tuple[str, list[Job]]) -> None:
+    principal, made = listed_jobs
+
+    newest = cli("list", base_url, "--principal", principal, "--limit", "2", "--output", "json")
+    succeeded = cli("list", base_url, "--principal", principal, "--all", "--status", "SUCCEEDED")
+    refused = cli("list", base_url, "--principal", principal, "--owner", "local-user", "--output", "json")
+    bad = cli("list", base_url, "--limit", "0")
+
+    assert newest.returncode == 0, newest.stderr
+    assert [job["id"] for job in json.loads(newest.stdout)] == [made[4].id, made[3].id]
+    assert succeeded.returncode == 0, succeeded.stderr
+    lines = succeeded.stdout.splitlines()
+    assert [line.split()[2] for line in lines] == [job.id for job in reversed(made[:4])]
+    assert all("SUCCEEDED" in line for line in lines)
+    assert refused.returncode == 5
+    assert json.loads(refused.stdout)["type"] == "urn:async-job:problem:owner-forbidden"
+    assert bad.returncode == 2
+
+
 def test_cli_help_lists_the_client_commands_and_exit_codes() -> None:
     shown = cli("--help")
     submit = cli("submit", "--help")
 
     assert shown.returncode == 0
-    for command in ("submit", "get", "wait", "cancel", "local"):
+    for command in ("submit", "get", "wait", "cancel", "list", "local"):
         assert command in shown.stdout
     assert "exit codes:" in submit.stdout
     assert "CANCELLED" in submit.stdout

@@ -195,9 +195,12 @@ class Contract:
         for media, content in (response.get("content") or {}).items():
             if media != "application/problem+json":
                 continue
-            for part in content["schema"].get("allOf", []):
-                for urn in part.get("properties", {}).get("type", {}).get("enum", []):
-                    yield urn.rsplit(":", 1)[-1]
+            schema = content["schema"]
+            # A problem of the function's (allOf), or one of several answers (oneOf: its own, or API Gateway's)
+            for alternative in [schema, *schema.get("oneOf", [])]:
+                for part in alternative.get("allOf", []):
+                    for urn in part.get("properties", {}).get("type", {}).get("enum", []):
+                        yield urn.rsplit(":", 1)[-1]
 
 
 def _escape(part: str) -> str:

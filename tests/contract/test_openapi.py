@@ -28,6 +28,7 @@ from tests.unit.handlers.events import (
     body,
     delete_event,
     get_event,
+    list_event,
     post_event,
     record_from_message,
     rest_event,
@@ -77,6 +78,11 @@ class World:
 
     def delete(self, job_id: str) -> dict[str, Any]:
         return self.status.handler(delete_event(job_id), FakeLambdaContext())
+
+    def list(self, **query: str) -> dict[str, Any]:
+        return self.status.handler(
+            list_event({name: [value] for name, value in query.items()}), FakeLambdaContext()
+        )
 
     def work(self, handler: str, receive_count: int = 1) -> dict[str, Any]:
         """Run the worker with ``tests.unit.handlers.jobs.<handler>`` on the queue's messages."""
@@ -154,6 +160,24 @@ def finished_then_deleted(world: World) -> dict[str, Any]:
     return world.delete(job_id)
 
 
+def a_page_of_every_state(world: World) -> dict[str, Any]:
+    """GET /jobs over a queued, a running, a succeeded, a failed and a cancelled job, one page and a next."""
+    for handler in ("succeed", "give_up"):
+        world.posted()
+        world.work(handler)
+    world.delete(world.posted())
+    # while one job runs, another is submitted (and stays QUEUED)
+    running = while_running(world, lambda job_id: (world.posted(), world.list())[1])
+    assert {job["status"] for job in body(running)["jobs"]} == {
+        "QUEUED",
+        "RUNNING",
+        "SUCCEEDED",
+        "FAILED",
+        "CANCELLED",
+    }
+    return world.list(limit="2")
+
+
 @dataclass(frozen=True)
 class Scenario:
     method: str
@@ -163,7 +187,7 @@ class Scenario:
     run: Callable[[World], dict[str, Any]]
 
 
-JOBS, JOB = "/{type}", "/jobs/{id}"
+JOBS, JOB, LIST = "/{type}", "/jobs/{id}", "/jobs"
 UNKNOWN = str(uuid.uuid4())
 NO_TABLE = {"ASYNC_JOB_TABLE_NAME": "No-Such-Table"}
 
@@ -262,6 +286,25 @@ SCENARIOS: dict[str, Scenario] = {
         "service-unavailable",
         lambda w: w.function("status", **NO_TABLE).handler(get_event(UNKNOWN), FakeLambdaContext()),
     ),
+    # -------------------------------------------------------------------------------------- GET /jobs
+    "list-200-empty": Scenario("GET", LIST, 200, None, lambda w: w.list()),
+    "list-200-pages": Scenario("GET", LIST, 200, None, a_page_of_every_state),
+    "list-400": Scenario("GET", LIST, 400, "invalid-query-parameter", lambda w: w.list(limit="0")),
+    "list-403": Scenario("GET", LIST, 403, "owner-forbidden", lambda w: w.list(owner="someone-else")),
+    "list-500": Scenario(
+        "GET",
+        LIST,
+        500,
+        "internal-error",
+        lambda w: w.status.handler(broken_event(list_event()), FakeLambdaContext()),
+    ),
+    "list-503": Scenario(
+        "GET",
+        LIST,
+        503,
+        "service-unavailable",
+        lambda w: w.function("status", **NO_TABLE).handler(list_event(), FakeLambdaContext()),
+    ),
     # ----------------------------------------------------------------------------- DELETE /jobs/{id}
     "delete-200": Scenario("DELETE", JOB, 200, None, lambda w: w.delete(w.posted())),
     "delete-202": Scenario("DELETE", JOB, 202, None, lambda w: while_running(w, w.delete)),
@@ -326,14 +369,22 @@ def test_every_documented_error_is_produced_by_a_scenario() -> None:
 def test_only_gateway_answers_are_left_to_api_gateway() -> None:
     gateway = {(d.operation, d.status) for d in CONTRACT.documented() if d.answered_by_gateway}
 
-    assert gateway == {(op, status) for op in ("submitJob", "getJob", "cancelJob") for status in (403, 429)}
+    assert gateway == {
+        *((op, status) for op in ("submitJob", "getJob", "cancelJob") for status in (403, 429)),
+        ("listJobs", 429),
+    }
 
 
 def test_documents_every_operation_and_the_security_scheme() -> None:
     operations = {(method, path) for method, path, _ in CONTRACT.operations()}
     scheme = CONTRACT.document["components"]["securitySchemes"]["sigv4"]
 
-    assert operations == {("POST", "/{type}"), ("GET", "/jobs/{id}"), ("DELETE", "/jobs/{id}")}
+    assert operations == {
+        ("POST", "/{type}"),
+        ("GET", "/jobs"),
+        ("GET", "/jobs/{id}"),
+        ("DELETE", "/jobs/{id}"),
+    }
     assert CONTRACT.document["security"] == [{"sigv4": []}]
     assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
     parameters = CONTRACT.operation("POST", "/{type}")["parameters"]

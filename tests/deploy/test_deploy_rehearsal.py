@@ -512,6 +512,7 @@ def test_the_api_has_its_iam_authorized_proxy_methods(
     status = physical[f"{of_role(resources, Role.STATUS)}.Arn"]
     assert routes == {
         ("POST", "/jobs"): ("AWS_IAM", "AWS_PROXY", submit),
+        ("GET", "/jobs"): ("AWS_IAM", "AWS_PROXY", status),
         ("GET", "/jobs/{id}"): ("AWS_IAM", "AWS_PROXY", status),
         ("DELETE", "/jobs/{id}"): ("AWS_IAM", "AWS_PROXY", status),
     }

@@ -104,7 +104,7 @@ def test_json_that_is_not_an_object_passes_the_gateway_and_is_rejected_by_the_su
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/jobs"),
+        ("PATCH", "/jobs"),
         ("PATCH", "/jobs/00000000-0000-4000-8000-000000000000"),
         ("DELETE", "/jobs"),
         ("PUT", "/jobs"),

@@ -86,6 +86,7 @@ def replay(assembly: Path) -> dict[str, Any]:
                     KeySchema=properties["KeySchema"],
                     AttributeDefinitions=properties["AttributeDefinitions"],
                     BillingMode=properties["BillingMode"],
+                    GlobalSecondaryIndexes=properties.get("GlobalSecondaryIndexes", []),
                 )
                 refs[logical] = logical
             elif resource["Type"] == "AWS::SQS::Queue":

@@ -9,6 +9,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from async_job_construct import AsyncJobApi
+from lambda_handlers.contract import OWNER_INDEX, OWNER_INDEX_ATTRIBUTES
 from tests.unit.construct.helpers import (
     TEAM_CODE,
     env,
@@ -175,6 +176,35 @@ def test_table_defaults(body: dict[str, Any]) -> None:
     assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert properties["SSESpecification"]["SSEEnabled"] is True
     assert "TableName" not in properties
+    (index,) = properties["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == OWNER_INDEX
+    assert index["KeySchema"] == [
+        {"AttributeName": "owner", "KeyType": "HASH"},
+        {"AttributeName": "createdAt", "KeyType": "RANGE"},
+    ]
+    # The index projects what a listed job shows: never a result or a payload digest.
+    assert index["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": list(OWNER_INDEX_ATTRIBUTES),
+    }
+
+
+def test_the_status_function_may_query_the_owner_index_only(body: dict[str, Any]) -> None:
+    _, function = resource(body, API, "status")
+    role_ref = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    table_id, _ = resource(body, API, "table")
+    query_resources = [
+        statement["Resource"]
+        for policy in body["Resources"].values()
+        if policy["Type"] == "AWS::IAM::Policy"
+        and any(refers_to(r, role_ref) for r in policy["Properties"]["Roles"])
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "dynamodb:Query"
+        in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    ]
+    assert query_resources == [
+        {"Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, f"/index/{OWNER_INDEX}"]]}
+    ]
 
 
 def test_stateful_resources_are_retained_by_default(body: dict[str, Any]) -> None:
@@ -197,7 +227,7 @@ def test_no_hard_coded_physical_names(body: dict[str, Any]) -> None:
 
 def test_every_method_requires_iam_auth(body: dict[str, Any]) -> None:
     methods = [r["Properties"] for r in body["Resources"].values() if r["Type"] == "AWS::ApiGateway::Method"]
-    assert sorted(m["HttpMethod"] for m in methods) == ["DELETE", "GET", "POST"]
+    assert sorted(m["HttpMethod"] for m in methods) == ["DELETE", "GET", "GET", "POST"]
     assert all(m["AuthorizationType"] == "AWS_IAM" for m in methods)
 
 
@@ -237,7 +267,7 @@ _SQS_EVENT_SOURCE = {
             | _LOGS
             | _TRACING,
         ),
-        ("status", {"dynamodb:GetItem", "dynamodb:UpdateItem"} | _LOGS | _TRACING),
+        ("status", {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"} | _LOGS | _TRACING),
         ("worker", {"dynamodb:UpdateItem"} | _SQS_EVENT_SOURCE | _LOGS | _TRACING),
         ("dead-letter", {"dynamodb:GetItem", "dynamodb:UpdateItem"} | _SQS_EVENT_SOURCE | _LOGS | _TRACING),
     ],

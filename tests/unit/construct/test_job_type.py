@@ -73,7 +73,13 @@ def test_each_type_is_submitted_at_its_own_route_and_every_job_read_at_jobs(synt
         for m in _of_type(synth.body, "AWS::ApiGateway::Method")
         if m["RestApiId"] == {"Ref": api_id}
     }
-    assert methods == {("reports", "POST"), ("thumbnails", "POST"), ("{id}", "GET"), ("{id}", "DELETE")}
+    assert methods == {
+        ("reports", "POST"),
+        ("thumbnails", "POST"),
+        ("jobs", "GET"),
+        ("{id}", "GET"),
+        ("{id}", "DELETE"),
+    }
     submit_id, _ = resource(synth.body, MEDIA, "submit")
     assert synth.thumbs.submit_method.node.path.endswith("/thumbnails/POST")
     assert submit_id in repr(synth.body["Resources"][synth.logical_id(synth.thumbs.submit_method)])
@@ -191,13 +197,13 @@ def _invoke_resources(body: dict[str, Any], role_logical_id: str) -> str:
 
 def test_grant_invoke_covers_every_type_also_those_added_later(synth: Synthesized) -> None:
     granted = _invoke_resources(synth.body, synth.logical_id(synth.invoker))
-    for route in ("/POST/reports", "/POST/thumbnails", "/GET/jobs/*", "/DELETE/jobs/*"):
+    for route in ("/POST/reports", "/POST/thumbnails", "/GET/jobs'", "/GET/jobs/*", "/DELETE/jobs/*"):
         assert route in granted
 
 
 def test_grant_submit_covers_its_type_and_reading_jobs_only(synth: Synthesized) -> None:
     granted = _invoke_resources(synth.body, synth.logical_id(synth.submitter))
-    for route in ("/POST/reports", "/GET/jobs/*", "/DELETE/jobs/*"):
+    for route in ("/POST/reports", "/GET/jobs'", "/GET/jobs/*", "/DELETE/jobs/*"):
         assert route in granted
     assert "/POST/thumbnails" not in granted
 

@@ -17,6 +17,7 @@ import pytest
 from moto import mock_aws
 
 from lambda_handlers import clients
+from lambda_handlers.contract import OWNER_INDEX, OWNER_INDEX_ATTRIBUTES
 from lambda_handlers.store import JobStore
 from tests.unit.handlers import jobs
 from tests.unit.handlers.events import ACCOUNT, REGION, FakeLambdaContext
@@ -150,7 +151,7 @@ def boto_clients() -> Iterator[tuple[Any, Any]]:
 def aws(
     aws_environment: None, boto_clients: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Aws]:
-    """A fresh moto account with the status table (``pk`` S, TTL on ``expiresAt``), the queue and its DLQ
+    """A fresh moto account with the status table (``pk`` S, TTL on ``expiresAt``, the owner index), the queue and its DLQ
     (redrive after 3 receives); the ``ASYNC_JOB_*`` variables point at them."""
     jobs.reset()
     dynamodb, sqs = boto_clients
@@ -159,7 +160,22 @@ def aws(
         dynamodb.create_table(
             TableName=table_name,
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            AttributeDefinitions=[
+                {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "owner", "createdAt")
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": OWNER_INDEX,
+                    "KeySchema": [
+                        {"AttributeName": "owner", "KeyType": "HASH"},
+                        {"AttributeName": "createdAt", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {
+                        "ProjectionType": "INCLUDE",
+                        "NonKeyAttributes": list(OWNER_INDEX_ATTRIBUTES),
+                    },
+                }
+            ],
             BillingMode="PAY_PER_REQUEST",
         )
         dynamodb.update_time_to_live(

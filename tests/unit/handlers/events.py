@@ -99,6 +99,15 @@ def get_event(job_id: str | None, **kwargs: Any) -> dict[str, Any]:
     )
 
 
+def list_event(query: Mapping[str, list[str]] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """``GET /jobs`` with these query parameters (name -> values), as API Gateway passes them."""
+    event = rest_event("GET", content_type=None, resource="/jobs", path="/jobs", **kwargs)
+    if query:
+        event["multiValueQueryStringParameters"] = {name: list(values) for name, values in query.items()}
+        event["queryStringParameters"] = {name: values[-1] for name, values in query.items()}
+    return event
+
+
 def delete_event(job_id: str | None, **kwargs: Any) -> dict[str, Any]:
     """``DELETE /jobs/{id}``."""
     return rest_event(
