@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from async_job_local.errors import AssemblyError
 from async_job_local.intrinsics import referenced_id
-from async_job_local.template import EventSourceSpec, FunctionSpec, StackSpec, mark_of
+from async_job_local.template import EventSourceSpec, FunctionSpec, StackSpec, StreamSourceSpec, mark_of
 from lambda_handlers.contract import DEFAULT_JOB_TYPE, Env, Role
 
 __all__ = [
@@ -154,9 +154,12 @@ class ApiSpec:
     routes, gateway_responses, binary_media_types, stage_name
         The REST API as the template defines it.
     event_sources
-        The SQS event source mappings of its worker and dead-letter functions.
+        The SQS event source mappings of its worker, dead-letter and extra functions.
     extra_functions
-        Other functions its routes call (methods added to ``jobs_resource`` ...), by logical id.
+        Other functions its routes call (methods added to ``jobs_resource`` ...), and the functions the
+        construct marks with another role (``events``, ``webhook`` ...), by logical id.
+    stream_sources
+        The DynamoDB Streams event source mappings of all its functions.
     """
 
     path: str
@@ -172,6 +175,7 @@ class ApiSpec:
     roles: Mapping[str, str] = field(default_factory=dict)
     extra_functions: Mapping[str, FunctionSpec] = field(default_factory=dict)
     job_types: Mapping[str, JobTypeSpec] = field(default_factory=dict)
+    stream_sources: tuple[StreamSourceSpec, ...] = ()
 
 
 def _routes(stack: StackSpec, rest_api: str) -> tuple[RouteSpec, ...]:
@@ -363,10 +367,14 @@ def _api_spec(
         for r in routes
         if r.function is not None and r.function not in own_ids
     }
+    extra.update(_marked_functions(stack, roles, own_ids | extra.keys()))
     event_sources = [
         *(source for job_type in job_types.values() for source in job_type.event_sources),
         *stack.event_sources(functions[Role.DEAD_LETTER].logical_id),
+        *(source for logical_id in extra for source in stack.event_sources(logical_id)),
     ]
+    all_ids = [*own_ids, *extra]
+    stream_sources = tuple(source for logical_id in all_ids for source in stack.stream_sources(logical_id))
     slug = base = slug_of(path)
     counter = 2
     while slug in slugs:
@@ -387,4 +395,17 @@ def _api_spec(
         roles=all_roles,
         extra_functions=extra,
         job_types=job_types,
+        stream_sources=stream_sources,
     )
+
+
+def _marked_functions(
+    stack: StackSpec, roles: Mapping[str, str], known: set[str] | frozenset[str]
+) -> dict[str, FunctionSpec]:
+    """The functions the construct marks with a shared role of its own (``events``, ``webhook`` ...) that are
+    not already among the API's functions."""
+    return {
+        logical_id: stack.function(logical_id)
+        for logical_id in roles.values()
+        if logical_id not in known and stack.resources[logical_id].get("Type") == "AWS::Lambda::Function"
+    }

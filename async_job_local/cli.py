@@ -18,6 +18,10 @@ Verify the SigV4 signatures of IAM routes against local credentials (the signer 
 
     async-job local --sigv4-credentials local-credentials.json
 
+Keep the EventBridge events the functions put, one JSON document a line::
+
+    async-job local --events-file events.jsonl
+
 Serve another app (a file or a command), on another port, against a moto server of your own::
 
     async-job local --app other/app.py --port 3100 --endpoint-url http://127.0.0.1:5000
@@ -165,6 +169,12 @@ def _parser() -> argparse.ArgumentParser:
         help="write the functions' logs here (default: standard error; with --submit, a temporary file)",
     )
     logs.add_argument("--no-function-logs", action="store_true", help="discard the functions' logs")
+    local.add_argument(
+        "--events-file",
+        metavar="PATH",
+        help="append every EventBridge event the functions put on their ASYNC_JOB_EVENT_BUS to this file, "
+        "one JSON document a line (they are also shown among the function logs as 'events:<bus> | {...}')",
+    )
     local.add_argument(
         "--submit", metavar="JSON", help="submit this job body once the APIs are up, and follow it"
     )
@@ -338,6 +348,7 @@ def _local(args: argparse.Namespace) -> int:
                 default_principal=args.principal,
                 request_timeout=args.request_timeout,
                 sigv4_credentials=sigv4_credentials,
+                events_file=None if args.events_file is None else Path(args.events_file),
             )
             cleanup.enter_context(runtime)
         except OSError as error:
@@ -359,6 +370,10 @@ def _local(args: argparse.Namespace) -> int:
         _print(_describe_callers(args, runtime))
         where = "discarded" if log_stream is None else (log_path or "standard error")
         _print(f"  function logs: {where}")
+        if runtime.event_watchers:
+            buses = ", ".join(watcher.bus for watcher in runtime.event_watchers)
+            target = f"the function logs and {args.events_file}" if args.events_file else "the function logs"
+            _print(f"  events of {buses}: {target}")
 
         code = EXIT_SUCCEEDED
         if args.submit is not None:

@@ -12,13 +12,24 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from async_job_local.errors import UnresolvableError
 from async_job_local.intrinsics import resolve_intrinsic
 from async_job_local.template import FunctionSpec
 
-__all__ = ["lambda_reserved_environment", "resolve_environment"]
+__all__ = [
+    "EVENT_BUS_VARIABLE",
+    "LOCAL_RUNTIME_VARIABLE",
+    "lambda_reserved_environment",
+    "resolve_environment",
+]
+
+#: Set to ``1`` in every function's environment by the local runtime (never deployed): a function may then call
+#: ``http://127.0.0.1`` webhook receivers, which deployed functions refuse (they require ``https``).
+LOCAL_RUNTIME_VARIABLE: Final = "ASYNC_JOB_LOCAL_RUNTIME"
+#: The event bus a function puts its events on (a name, an ARN or ``default``): the runtime watches it.
+EVENT_BUS_VARIABLE: Final = "ASYNC_JOB_EVENT_BUS"
 
 #: ``lookup(logical_id, attribute)``: what ``Ref`` (attribute None) or ``Fn::GetAtt`` gives locally.
 Lookup = Callable[[str, str | None], str]

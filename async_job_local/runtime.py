@@ -1,9 +1,11 @@
 """Every ``AsyncJobApi`` of a synthesized app, running on this machine.
 
-For each API: its table and queues are created on the backend from their template properties; its functions
-get warm execution environments with their template environment (CloudFormation references to the table and
-queues resolved to the local ones); its SQS event source mappings get pollers; its REST API is served under
-``/<slug>`` on one HTTP server for the whole app.
+For each API: its table and queues are created on the backend from their template properties (its buckets,
+secrets and event buses too, when marked or referenced); its functions get warm execution environments with
+their template environment (CloudFormation references resolved to the local resources, and
+``ASYNC_JOB_LOCAL_RUNTIME=1``); its SQS and DynamoDB Streams event source mappings get pollers; the event buses
+its functions name in ``ASYNC_JOB_EVENT_BUS`` are watched; its REST API is served under ``/<slug>`` on one HTTP
+server for the whole app.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Final
 
@@ -23,8 +26,14 @@ from async_job_local.assembly import (
     StackSpec,
     UnresolvableError,
 )
-from async_job_local.backend import Backend, EmbeddedMotoBackend, LocalQueue, local_name
-from async_job_local.environment import lambda_reserved_environment, resolve_environment
+from async_job_local.backend import Backend, EmbeddedMotoBackend, LocalQueue, bucket_name, local_name
+from async_job_local.environment import (
+    EVENT_BUS_VARIABLE,
+    LOCAL_RUNTIME_VARIABLE,
+    lambda_reserved_environment,
+    resolve_environment,
+)
+from async_job_local.event_watcher import EventBusWatcher, EventLog, bus_name_of
 from async_job_local.functions import SANDBOX, FunctionLogs, LocalFunction
 from async_job_local.handler_check import HandlerCheck, check_handlers
 from async_job_local.poller import SqsEventSource
@@ -36,6 +45,7 @@ from async_job_local.server import (
     LocalRoute,
 )
 from async_job_local.sigv4 import LocalCredential, SigV4Verifier
+from async_job_local.stream_poller import StreamEventSource
 from lambda_handlers.contract import Role
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_PORT", "LocalRuntime"]
@@ -46,6 +56,10 @@ DEFAULT_PORT: Final = 3000
 DEFAULT_CONCURRENCY: Final = 4
 #: Environments per API function (requests beyond wait for one).
 DEFAULT_API_CONCURRENCY: Final = 8
+#: Resource types created when the construct marks them, even if no function refers to them.
+_CREATED_WHEN_MARKED: Final = frozenset(
+    {"AWS::S3::Bucket", "AWS::SecretsManager::Secret", "AWS::Events::EventBus", "AWS::DynamoDB::Table"}
+)
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,9 @@ class LocalRuntime:
         Given (``async_job_local.sigv4.load_credentials(path).values()``), every route with IAM authorization
         requires a SigV4 signature of one of them, scoped to the backend's region, and the signer is the
         caller; the principal header is ignored on those routes.
+    events_file
+        Append every event put on a watched event bus to this file, one JSON document a line. The events are
+        written to ``logs`` too (``events:<bus> | {...}``). Default: None, ``logs`` only.
 
     Example
     -------
@@ -111,6 +128,7 @@ class LocalRuntime:
         warn: Callable[[str], None] = _warn,
         check_handlers: bool = True,
         sigv4_credentials: Iterable[LocalCredential] | None = None,
+        events_file: Path | None = None,
     ) -> None:
         if not assembly.apis:
             raise AssemblyError(f"the app in {assembly.directory} has no AsyncJobApi")
@@ -132,6 +150,10 @@ class LocalRuntime:
         self.apis: list[LocalApi] = []
         self.functions: dict[tuple[str, str], LocalFunction] = {}
         self.event_sources: list[SqsEventSource] = []
+        self.stream_sources: list[StreamEventSource] = []
+        self.event_watchers: list[EventBusWatcher] = []
+        self.events_file = events_file
+        self._event_log: EventLog | None = None
         self.server: GatewayServer | None = None
         self.account_id = "123456789012"
 
@@ -157,6 +179,7 @@ class LocalRuntime:
                 self._backend = EmbeddedMotoBackend()
             for spec in self.assembly.apis:
                 self.apis.append(self._build_api(spec))
+            self._watch_event_buses()
             if self.check_handlers:
                 check_handlers(self._handler_checks())
             if self.sigv4_credentials is not None:
@@ -174,6 +197,8 @@ class LocalRuntime:
             self.server.start()
             for source in self.event_sources:
                 source.start()
+            for stream in self.stream_sources:
+                stream.start()
             for function in self.functions.values():
                 function.prewarm()
         except BaseException:
@@ -185,6 +210,10 @@ class LocalRuntime:
         """Stop everything: pollers, the server, every environment (killed), and an embedded backend."""
         for source in self.event_sources:
             source.stop()
+        for stream in self.stream_sources:
+            stream.stop()
+        for watcher in self.event_watchers:
+            watcher.stop()
         if self.server is not None:
             self.server.close()
             self.server = None
@@ -192,6 +221,14 @@ class LocalRuntime:
             function.close()
         for source in self.event_sources:
             source.join(timeout=3)
+        for stream in self.stream_sources:
+            stream.join(timeout=3)
+        for watcher in self.event_watchers:
+            watcher.join(timeout=3)
+        self.event_watchers = []
+        if self._event_log is not None:
+            self._event_log.close()
+            self._event_log = None
         if self._backend is not None and self._owns_backend:
             self._backend.close()
             self._backend = None
@@ -230,6 +267,11 @@ class LocalRuntime:
         resource = self._resource(api.spec.stack, logical_id)
         return LocalQueue(url=resource.attributes[None], arn=resource.attributes["Arn"])
 
+    def attribute(self, api: LocalApi, logical_id: str, attribute: str | None = None) -> str:
+        """What ``Ref`` (``attribute`` None) or ``Fn::GetAtt`` of the resource ``logical_id`` of ``api``'s stack
+        gives locally, e.g. a bucket's name or a secret's ARN."""
+        return self._lookup(api.spec.stack)(logical_id, attribute)
+
     def table_name(self, api: LocalApi) -> str:
         """The local name of the status table of ``api``."""
         return self._resource(api.spec.stack, api.spec.roles[Role.TABLE]).attributes[None]
@@ -247,7 +289,13 @@ class LocalRuntime:
             name = local_name(stack.stack_name, logical_id, limit=255)
             backend.ensure_table(name, table.properties)
             arn = f"arn:aws:dynamodb:{backend.region}:{self.account_id}:table/{name}"
-            resource = _Resource(kind, {None: name, "Arn": arn})
+            attributes: dict[str | None, str] = {None: name, "Arn": arn}
+            stream_arn = backend.stream_arn(name) if "StreamSpecification" in table.properties else None
+            if stream_arn is not None:
+                attributes["StreamArn"] = stream_arn
+            resource = _Resource(kind, attributes)
+        elif isinstance(kind, str) and kind in _OTHER_RESOURCES:
+            resource = _Resource(kind, _OTHER_RESOURCES[kind](self, stack, logical_id))
         elif kind == "AWS::SQS::Queue":
             spec = stack.queue(logical_id)
             dead_letter_arn = None
@@ -267,6 +315,34 @@ class LocalRuntime:
             raise UnresolvableError(f"{logical_id} ({kind or 'not in the template'}) does not exist locally")
         self._resources[key] = resource
         return resource
+
+    def _bucket(self, stack: StackSpec, logical_id: str) -> dict[str | None, str]:
+        props = stack.resources[logical_id].get("Properties", {})
+        given = props.get("BucketName")
+        name = given if isinstance(given, str) else bucket_name(stack.stack_name, logical_id)
+        self.backend.ensure_bucket(name)
+        region = self.backend.region
+        return {
+            None: name,
+            "Arn": f"arn:aws:s3:::{name}",
+            "DomainName": f"{name}.s3.amazonaws.com",
+            "RegionalDomainName": f"{name}.s3.{region}.amazonaws.com",
+            "DualStackDomainName": f"{name}.s3.dualstack.{region}.amazonaws.com",
+        }
+
+    def _secret(self, stack: StackSpec, logical_id: str) -> dict[str | None, str]:
+        props = stack.resources[logical_id].get("Properties", {})
+        given = props.get("Name")
+        name = given if isinstance(given, str) else local_name(stack.stack_name, logical_id, limit=256)
+        arn = self.backend.ensure_secret(name, props)
+        return {None: arn, "Id": arn}
+
+    def _event_bus(self, stack: StackSpec, logical_id: str) -> dict[str | None, str]:
+        props = stack.resources[logical_id].get("Properties", {})
+        given = props.get("Name")
+        name = given if isinstance(given, str) else local_name(stack.stack_name, logical_id, limit=256)
+        arn = self.backend.ensure_event_bus(name)
+        return {None: name, "Arn": arn, "Name": name}
 
     def _lookup(self, stack: StackSpec) -> Callable[[str, str | None], str]:
         def lookup(logical_id: str, attribute: str | None) -> str:
@@ -293,6 +369,9 @@ class LocalRuntime:
         # Queues first: their ARNs give the account id every other ARN uses.
         for source in spec.event_sources:
             self._resource(stack, source.queue)
+        for logical_id in spec.roles.values():
+            if stack.resources.get(logical_id, {}).get("Type") in _CREATED_WHEN_MARKED:
+                self._resource(stack, logical_id)
         sources = [source for source in spec.event_sources if source.enabled]
         for source in spec.event_sources:
             if not source.enabled:
@@ -318,11 +397,49 @@ class LocalRuntime:
                     report_batch_item_failures=source.report_batch_item_failures,
                 )
             )
+        self._stream_sources(spec, functions)
         routes = [
             LocalRoute(spec=route, function=None if route.function is None else functions[route.function])
             for route in spec.routes
         ]
         return LocalApi(spec=spec, routes=routes)
+
+    def _stream_sources(self, spec: ApiSpec, functions: Mapping[str, LocalFunction]) -> None:
+        stack = spec.stack
+        for source in spec.stream_sources:
+            if not source.enabled:
+                self._warn(f"{stack.stack_name}/{source.logical_id} is disabled in the template: not polled")
+                continue
+            table = self._resource(stack, source.table)
+            if "StreamArn" not in table.attributes:
+                self._warn(
+                    f"{stack.stack_name}/{source.logical_id}: the table {source.table} has no "
+                    "StreamSpecification: not polled"
+                )
+                continue
+            self.stream_sources.append(
+                StreamEventSource(
+                    backend=self.backend,
+                    stream_arn=table.attributes["StreamArn"],
+                    function=functions[source.function],
+                    spec=source,
+                )
+            )
+
+    def _watch_event_buses(self) -> None:
+        """Watch every bus a function names in ``ASYNC_JOB_EVENT_BUS`` (a name, an ARN or ``default``)."""
+        buses = {
+            bus_name_of(function.environment[EVENT_BUS_VARIABLE])
+            for function in self.functions.values()
+            if function.environment.get(EVENT_BUS_VARIABLE)
+        }
+        if not buses:
+            return
+        self._event_log = EventLog(self.logs, self.events_file)
+        for bus in sorted(buses):
+            watcher = EventBusWatcher(self.backend, bus, self._event_log)
+            self.event_watchers.append(watcher)
+            watcher.start()
 
     def _pollers(self, source: EventSourceSpec) -> int:
         """Pollers of a mapping: ``concurrency``, or its ``MaximumConcurrency`` when that is lower."""
@@ -344,10 +461,18 @@ class LocalRuntime:
         function = LocalFunction(
             name,
             spec,
-            {**variables, **reserved, **self.backend.child_environment()},
+            {**variables, **reserved, **self.backend.child_environment(), LOCAL_RUNTIME_VARIABLE: "1"},
             arn=own.attributes["Arn"],
             max_environments=max_environments,
             logs=self.logs,
         )
         self.functions[key] = function
         return function
+
+
+#: How the resources beyond tables, queues and functions are made, by type: their ``Ref`` and ``GetAtt``s.
+_OTHER_RESOURCES: Final[Mapping[str, Callable[[LocalRuntime, StackSpec, str], dict[str | None, str]]]] = {
+    "AWS::S3::Bucket": LocalRuntime._bucket,
+    "AWS::SecretsManager::Secret": LocalRuntime._secret,
+    "AWS::Events::EventBus": LocalRuntime._event_bus,
+}

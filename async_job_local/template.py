@@ -1,8 +1,9 @@
 """One stack's template, read the way CloudFormation would create its resources.
 
 ``StackSpec`` reads the resources the local runtime runs: Lambda functions (handler, code asset, layers,
-timeout, memory, environment), SQS queues (visibility timeout, redrive policy), DynamoDB tables and SQS event
-source mappings. Properties the template leaves out get CloudFormation's defaults.
+timeout, memory, environment), SQS queues (visibility timeout, redrive policy), DynamoDB tables, SQS event
+source mappings and DynamoDB Streams event source mappings. Properties the template leaves out get
+CloudFormation's (or, where Lambda retries forever, a bounded local) defaults.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from async_job_local.errors import AssemblyError
+from async_job_local.event_filter import FilterPatternError, validate_pattern
 from async_job_local.intrinsics import referenced_id
 from lambda_handlers.contract import METADATA_KEY
 
@@ -23,10 +25,13 @@ __all__ = [
     "LAMBDA_DEFAULT_TIMEOUT",
     "SQS_DEFAULT_BATCH_SIZE",
     "SQS_DEFAULT_VISIBILITY_TIMEOUT",
+    "STREAM_DEFAULT_BATCH_SIZE",
+    "STREAM_LOCAL_MAXIMUM_RETRY_ATTEMPTS",
     "EventSourceSpec",
     "FunctionSpec",
     "QueueSpec",
     "StackSpec",
+    "StreamSourceSpec",
     "TableSpec",
     "mark_of",
 ]
@@ -36,6 +41,10 @@ LAMBDA_DEFAULT_TIMEOUT: Final = 3
 LAMBDA_DEFAULT_MEMORY: Final = 128
 SQS_DEFAULT_VISIBILITY_TIMEOUT: Final = 30
 SQS_DEFAULT_BATCH_SIZE: Final = 10
+STREAM_DEFAULT_BATCH_SIZE: Final = 100
+#: Lambda retries a failing stream batch until its records expire (``MaximumRetryAttempts: -1``, 24 hours);
+#: locally a batch is given up after this many retries unless the mapping sets fewer.
+STREAM_LOCAL_MAXIMUM_RETRY_ATTEMPTS: Final = 10
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,39 @@ class EventSourceSpec:
     batch_size: int
     maximum_concurrency: int | None
     report_batch_item_failures: bool
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class StreamSourceSpec:
+    """A DynamoDB Streams event source mapping: the stream of ``table`` (logical id) invokes ``function``.
+
+    Attributes
+    ----------
+    starting_position
+        ``TRIM_HORIZON`` (every record the stream holds) or ``LATEST`` (records written after the start).
+    batch_size, maximum_batching_window
+        Records per invocation at most (default 100), and seconds to wait for a full batch (default 0).
+    maximum_retry_attempts
+        Retries of a failing batch before it is given up (locally at most
+        ``STREAM_LOCAL_MAXIMUM_RETRY_ATTEMPTS``, also when the template says -1, forever).
+    bisect_batch_on_function_error, report_batch_item_failures
+        As the mapping sets them.
+    filter_patterns
+        The ``FilterCriteria`` patterns, parsed: a record is delivered when one of them matches (or when there
+        are none).
+    """
+
+    logical_id: str
+    function: str
+    table: str
+    starting_position: str
+    batch_size: int
+    maximum_batching_window: int
+    maximum_retry_attempts: int
+    bisect_batch_on_function_error: bool
+    report_batch_item_failures: bool
+    filter_patterns: tuple[Mapping[str, Any], ...]
     enabled: bool
 
 
@@ -240,6 +282,64 @@ class StackSpec:
                 )
             )
         return found
+
+    def stream_sources(self, function: str) -> list[StreamSourceSpec]:
+        """The DynamoDB Streams event source mappings that invoke the function ``function``.
+
+        A mapping's ``EventSourceArn`` is the ``StreamArn`` of a table of the template
+        (``{"Fn::GetAtt": [Table, "StreamArn"]}``); mappings of other streams are not read.
+        """
+        found = []
+        for logical_id, resource in self.of_type("AWS::Lambda::EventSourceMapping"):
+            props = resource.get("Properties", {})
+            if referenced_id(props.get("FunctionName")) != function:
+                continue
+            table = referenced_id(props.get("EventSourceArn"))
+            if table is None or self.resources.get(table, {}).get("Type") != "AWS::DynamoDB::Table":
+                continue
+            found.append(self._stream_source(logical_id, function, table, props))
+        return found
+
+    def _stream_source(
+        self, logical_id: str, function: str, table: str, props: Mapping[str, Any]
+    ) -> StreamSourceSpec:
+        retries = self._number(logical_id, props, "MaximumRetryAttempts", -1)
+        if retries < 0 or retries > STREAM_LOCAL_MAXIMUM_RETRY_ATTEMPTS:
+            retries = STREAM_LOCAL_MAXIMUM_RETRY_ATTEMPTS
+        return StreamSourceSpec(
+            logical_id=logical_id,
+            function=function,
+            table=table,
+            starting_position=str(props.get("StartingPosition", "LATEST")),
+            batch_size=self._number(logical_id, props, "BatchSize", STREAM_DEFAULT_BATCH_SIZE),
+            maximum_batching_window=self._number(logical_id, props, "MaximumBatchingWindowInSeconds", 0),
+            maximum_retry_attempts=retries,
+            bisect_batch_on_function_error=bool(props.get("BisectBatchOnFunctionError", False)),
+            report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+            filter_patterns=self._filter_patterns(logical_id, props),
+            enabled=bool(props.get("Enabled", True)),
+        )
+
+    def _filter_patterns(self, logical_id: str, props: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+        filters = props.get("FilterCriteria", {}).get("Filters", [])
+        patterns = []
+        for item in filters:
+            text = item.get("Pattern") if isinstance(item, Mapping) else None
+            try:
+                pattern = json.loads(text) if isinstance(text, str) else None
+            except ValueError:
+                pattern = None
+            if not isinstance(pattern, Mapping):
+                raise AssemblyError(
+                    f"{self.stack_name}/{logical_id}: FilterCriteria pattern {json.dumps(text)[:100]} is not a "
+                    "JSON object (pass the pattern as a JSON string, e.g. json.dumps({...}))"
+                )
+            try:
+                validate_pattern(pattern)
+            except FilterPatternError as error:
+                raise AssemblyError(f"{self.stack_name}/{logical_id}: FilterCriteria: {error}") from None
+            patterns.append(pattern)
+        return tuple(patterns)
 
 
 def mark_of(resource: Mapping[str, Any]) -> Mapping[str, str] | None:
