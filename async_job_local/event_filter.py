@@ -30,10 +30,11 @@ def validate_pattern(pattern: Mapping[str, Any], path: str = "") -> None:
 
     Example
     -------
-    >>> validate_pattern({"eventName": [{"numeric": [">", 1]}]})
-    Traceback (most recent call last):
-    ...
-    async_job_local.event_filter.FilterPatternError: eventName: the operator 'numeric' is not supported ...
+    >>> try:
+    ...     validate_pattern({"eventName": [{"numeric": [">", 1]}]})
+    ... except FilterPatternError as error:
+    ...     print(error)
+    eventName: the operator 'numeric' is not supported locally (exists, prefix, anything-but and exact values are)
     """
     for key, value in pattern.items():
         where = f"{path}.{key}" if path else str(key)
@@ -89,8 +90,8 @@ def matches(pattern: Mapping[str, Any], record: Any) -> bool:
     >>> pattern = {"dynamodb": {"NewImage": {"status": {"S": ["SUCCEEDED", "FAILED"]}}}}
     >>> matches(pattern, {"dynamodb": {"NewImage": {"status": {"S": "FAILED"}}}})
     True
-    >>> matches({"dynamodb": {"OldImage": {"exists": False}}}, {"dynamodb": {"NewImage": {}}})
-    False
+    >>> matches({"dynamodb": {"OldImage": [{"exists": False}]}}, {"dynamodb": {"NewImage": {}}})
+    True
     """
     if not isinstance(record, Mapping):
         return False
