@@ -176,7 +176,7 @@ def test_event_patterns_match_as_lambda_filters_do(
 
 def test_patterns_are_alternatives_and_none_lets_everything_through() -> None:
     # GIVEN two patterns, and none
-    patterns = [{"eventName": ["REMOVE"]}, TERMINAL]
+    patterns: list[dict[str, Any]] = [{"eventName": ["REMOVE"]}, TERMINAL]
 
     # WHEN / THEN one matching is enough, and no pattern filters nothing
     assert matches_any(patterns, _record("REMOVE", old="QUEUED"))
@@ -323,7 +323,7 @@ def test_records_arrive_in_order_in_lambdas_shape(backend: Backend, table: tuple
     _put(backend, name, "job-1", "QUEUED")
     _put(backend, name, "job-1", "SUCCEEDED")
     backend.client("dynamodb").delete_item(TableName=name, Key={"pk": {"S": "job-1"}})
-    function, logs = Recorder(), []
+    function, logs = Recorder(), list[str]()
 
     # WHEN the poller runs
     source = _run(backend, arn, function, SPEC, logs)
@@ -432,7 +432,7 @@ def test_a_failing_batch_is_given_up_after_the_maximum_retries_and_the_shard_goe
             return _result(error={"errorType": "ValueError", "errorMessage": "poison"})
         return _result(None)
 
-    function, logs = Recorder(respond), []
+    function, logs = Recorder(respond), list[str]()
     spec = replace(SPEC, batch_size=1, maximum_retry_attempts=2)
 
     # WHEN the poller runs
