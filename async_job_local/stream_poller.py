@@ -227,7 +227,8 @@ class StreamEventSource:
                 if self._stopping.is_set():
                     return
                 self._log(f"reading the stream of {self.spec.table} failed: {error}")
-                busy = False
+                self._stopping.wait(1.0)
+                continue
             if not busy:
                 self._stopping.wait(POLL_SECONDS)
 
