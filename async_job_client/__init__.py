@@ -20,7 +20,7 @@ from async_job_client.errors import (
     TransportError,
     WaitTimeout,
 )
-from async_job_client.models import TERMINAL_STATUSES, Job, JobPage, Progress
+from async_job_client.models import TERMINAL_STATUSES, Job, JobFile, JobPage, Progress
 from async_job_client.retry import RetryPolicy
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "JobCancelled",
     "JobClient",
     "JobFailed",
+    "JobFile",
     "JobPage",
     "LocalCaller",
     "Progress",

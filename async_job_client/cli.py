@@ -114,6 +114,7 @@ def add_commands(commands: Any) -> None:
     submit.add_argument("--type", dest="job_type", help="the job type (default: jobs)")
     submit.add_argument("--data", default="{}", help="the job's body: JSON, or @FILE (@- for standard input)")
     submit.add_argument("--key", help="the Idempotency-Key (default: a new UUID)")
+    submit.add_argument("--callback-url", help="a URL the API POSTs a signed webhook to when the job ends")
     submit.add_argument("--wait", action="store_true", help="wait for the job and exit with its outcome")
     _waiting(submit)
     for name, text in (
@@ -335,7 +336,9 @@ def run(
         client = JobClient(args.url, auth=_auth(args), retry=RetryPolicy(max_attempts=args.max_attempts))
         if args.command == "submit":
             payload = _payload(args.data, stdin)
-            job = client.submit(payload, type=args.job_type, idempotency_key=args.key)
+            job = client.submit(
+                payload, type=args.job_type, idempotency_key=args.key, callback_url=args.callback_url
+            )
             if not args.wait:
                 _emit(job, args.output, out)
                 return EXIT_SUCCEEDED

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from async_job_client.auth import Auth, LocalCaller, SigV4Auth
 from async_job_client.errors import ApiError, JobCancelled, JobFailed, TransportError, WaitTimeout
-from async_job_client.models import Job, JobPage
+from async_job_client.models import Job, JobFile, JobPage
 from async_job_client.retry import RetryPolicy, parse_retry_after
 
 __all__ = ["DEFAULT_MAX_POLL", "DEFAULT_MIN_POLL", "DEFAULT_POLL", "JobClient", "default_auth"]
@@ -103,12 +103,17 @@ class JobClient:
     # -- operations -------------------------------------------------------------------------------------------
 
     def submit(
-        self, payload: Mapping[str, Any], type: str | None = None, idempotency_key: str | None = None
+        self,
+        payload: Mapping[str, Any],
+        type: str | None = None,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
     ) -> Job:
         """``POST /{type}`` (default ``/jobs``) with ``payload``; the job the ``202`` describes.
 
         Every attempt sends the same ``Idempotency-Key`` (a new UUID per call unless given), so a retried submit
-        whose first answer was lost creates one job, not two.
+        whose first answer was lost creates one job, not two. ``callback_url`` (``Callback-Url``) asks for a signed
+        webhook when the job ends (to a host the API allows).
 
         Examples
         --------
@@ -121,7 +126,11 @@ class JobClient:
             "POST",
             f"{self.url}/{quote(type or 'jobs', safe='')}",
             body=body,
-            headers={"Content-Type": "application/json", "Idempotency-Key": key},
+            headers={
+                "Content-Type": "application/json",
+                "Idempotency-Key": key,
+                **({} if callback_url is None else {"Callback-Url": callback_url}),
+            },
             expect=(202,),
         )
         return self._job(answer)
@@ -129,6 +138,32 @@ class JobClient:
     def get(self, job_id: str) -> Job:
         """``GET /jobs/{id}``: the job now."""
         return self._job(self._request("GET", self._job_url(job_id), expect=(200,)))
+
+    def result(self, job_id: str) -> Any:
+        """``GET /jobs/{id}/result``: a SUCCEEDED job's result, whatever its size.
+
+        A result too large for the job's status item is answered with a ``303`` to a presigned link; that link is
+        fetched without the API's credentials (it carries its own).
+
+        Raises
+        ------
+        ApiError
+            ``409 job-not-succeeded`` (the job is not SUCCEEDED), ``404 job-not-found``.
+        """
+        answer = self._request("GET", f"{self._job_url(job_id)}/result", expect=(200, 303))
+        if answer.status == 303:
+            answer = self._fetch(answer.headers["location"])
+        return answer.json()
+
+    def download(self, file: JobFile) -> bytes:
+        """The bytes of a file the job saved (``job.files``), through its presigned link.
+
+        Examples
+        --------
+        >>> job = client.get(job_id)
+        >>> Path("report.csv").write_bytes(client.download(job.files[0]))
+        """
+        return self._fetch(file.url).body
 
     def cancel(self, job_id: str) -> Job:
         """``DELETE /jobs/{id}``: the job ``CANCELLED`` (``200``) or with ``cancel_requested`` (``202``)."""
@@ -272,6 +307,8 @@ class JobClient:
             raise JobFailed(finished)
         if finished.status == "CANCELLED":
             raise JobCancelled(finished)
+        if not finished.result_inline and finished.result_url is not None:
+            return self.result(finished.id)  # kept in the API's bucket: one more request, and its redirect
         return finished.result
 
     def poll_pause(self, retry_after: float | None) -> float:
@@ -332,17 +369,49 @@ class JobClient:
                 continue
             raise _api_error(answer)
 
+    def _fetch(self, url: str) -> _Answer:
+        """GET a presigned link: no credentials of the API's (S3 refuses a second authentication), retried as
+        any request."""
+        attempt = 0
+        while True:
+            attempt += 1
+            request = urllib.request.Request(url, method="GET")
+            self.requests_sent += 1
+            try:
+                with _NO_REDIRECTS.open(request, timeout=self.timeout) as response:
+                    return _Answer(response.status, _lower(response.headers.items()), response.read())
+            except urllib.error.HTTPError as error:
+                with error:
+                    answer = _Answer(error.code, _lower(error.headers.items()), error.read())
+                if not (self.retry.retryable(answer.status) and attempt < self.retry.max_attempts):
+                    raise _api_error(answer) from None
+            except _TRANSPORT_ERRORS as error:
+                if attempt >= self.retry.max_attempts:
+                    raise TransportError(f"GET {url.split('?')[0]}: no answer: {error}") from error
+            self._sleep(self.retry.delay(attempt))
+
     def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> _Answer:
         headers.setdefault("Accept", "application/json, application/problem+json")
         signed = self.auth.headers(method, url, headers, body)
         request = urllib.request.Request(url, data=body, headers=signed, method=method)
         self.requests_sent += 1
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with _NO_REDIRECTS.open(request, timeout=self.timeout) as response:
                 return _Answer(response.status, _lower(response.headers.items()), response.read())
         except urllib.error.HTTPError as error:
             with error:
                 return _Answer(error.code, _lower(error.headers.items()), error.read())
+
+
+class _KeepRedirects(urllib.request.HTTPRedirectHandler):
+    """Hand a redirect back as the answer: following it would send the API's credentials to its target."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+#: urllib without automatic redirects (a ``303`` of ``/result`` is followed by ``_fetch``, without credentials).
+_NO_REDIRECTS: Final = urllib.request.build_opener(_KeepRedirects())
 
 
 def _lower(items: Any) -> dict[str, str]:

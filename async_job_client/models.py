@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["TERMINAL_STATUSES", "Job", "JobPage", "Progress"]
+__all__ = ["TERMINAL_STATUSES", "Job", "JobFile", "JobPage", "Progress"]
 
 #: The statuses a job never leaves.
 TERMINAL_STATUSES: Final = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
@@ -18,6 +18,18 @@ class Progress:
 
     percent: float
     message: str | None = None
+
+
+@dataclass(frozen=True)
+class JobFile:
+    """A file the job's handler saved: its ``name``, ``size``, ``content_type``, and a presigned ``url`` that works
+    until ``url_expires_at`` (read the job again for a fresh one; ``JobClient.download`` fetches it)."""
+
+    name: str
+    size: int
+    content_type: str
+    url: str
+    url_expires_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,11 @@ class Job:
         Seconds the API advised to wait before the next read (``Retry-After``), ``None`` once finished.
     replayed
         ``True`` when a submit was answered from its idempotency key (``Idempotent-Replayed: true``).
+    result_url
+        Where the result is read (``GET /jobs/{id}/result``; ``SUCCEEDED`` only). A result too large for the
+        job's status item is only there (``result`` is then ``None``): ``JobClient.result`` reads it.
+    files
+        The files the handler saved.
 
     Examples
     --------
@@ -68,6 +85,8 @@ class Job:
     retry_after: float | None = None
     replayed: bool = False
     raw: Mapping[str, Any] | None = None
+    result_url: str | None = None
+    files: tuple[JobFile, ...] = ()
 
     @property
     def done(self) -> bool:
@@ -109,7 +128,24 @@ class Job:
             retry_after=retry_after,
             replayed=replayed,
             raw=dict(resource),
+            result_url=links.get("result") if isinstance(links, Mapping) else None,
+            files=tuple(
+                JobFile(
+                    str(entry["name"]),
+                    int(entry.get("size", 0)),
+                    str(entry.get("contentType", "application/octet-stream")),
+                    str(entry["url"]),
+                    entry.get("urlExpiresAt"),
+                )
+                for entry in resource.get("files") or ()
+                if isinstance(entry, Mapping) and "name" in entry and "url" in entry
+            ),
         )
+
+    @property
+    def result_inline(self) -> bool:
+        """Whether the answer carried the result itself (else, once ``SUCCEEDED``, read it at ``result_url``)."""
+        return self.raw is not None and "result" in self.raw
 
     def to_dict(self) -> dict[str, Any]:
         """The job as the API gave it (its JSON body), for ``--output json``."""

@@ -11,20 +11,25 @@ import jsii
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IValidation
 
 from async_job_construct.auth import JobApiAuth
+from async_job_construct.bucket import JobBucket
 from async_job_construct.functions import FunctionFactory, FunctionOptions
 from async_job_construct.gateway import GatewayOptions, JobGateway
 from async_job_construct.job_type import JobType
 from async_job_construct.props import ApiProps, refuse_partial_single_type
+from async_job_construct.push import PushOptions
 from async_job_construct.runtime_assets import runtime_assets
-from async_job_construct.shared_functions import SharedFunctions
+from async_job_construct.shared_functions import SharedFunctions, service_name
 from async_job_construct.table import status_table
 from lambda_handlers.contract import DEFAULT_JOB_TYPE, JOBS_PATH
 
@@ -89,6 +94,11 @@ class AsyncJobApi(Construct):
         queue: sqs.IQueue | None = None,
         dead_letter_queue: sqs.IQueue | None = None,
         table: dynamodb.ITable | None = None,
+        bucket: s3.IBucket | None = None,
+        job_events: str | None = None,
+        event_bus: events.IEventBus | None = None,
+        webhook_allowed_hosts: Sequence[str] | None = None,
+        webhook_max_attempts: int = 8,
         worker_policy_statements: Sequence[iam.PolicyStatement] | None = None,
         powertools_layer: lambda_.ILayerVersion | None = None,
         powertools_layer_version: int | str | None = None,
@@ -128,6 +138,20 @@ class AsyncJobApi(Construct):
             Of every function's log group. Default: one month.
         table
             Bring your own status table (partition key ``pk``, string; TTL on ``expiresAt``). Default: a new one.
+        bucket
+            Bring your own bucket for results too large for the status item, saved files and large payloads
+            (kept under ``jobs/`` and ``payloads/``; expire them yourself). Default: a new one, encrypted (with
+            ``encryption_key`` when given), TLS only, public access blocked, objects expiring with their jobs.
+        job_events
+            ``"terminal"`` (the default): an EventBridge event when a job ends (SUCCEEDED, FAILED, CANCELLED); ``"all"``: on every
+            change of status; ``"none"``: no events (and no webhooks). Read from the table's stream.
+        event_bus
+            Where the events go. Default: the account's default bus.
+        webhook_allowed_hosts
+            Hosts a caller may name in ``Callback-Url`` (``hooks.example.com``, or ``*.example.com``); a signed POST
+            goes there when the job ends. Default: none (the header is refused).
+        webhook_max_attempts
+            Deliveries of a webhook before it is given up (``FAILED`` on the job). Default: 8, over about 2 hours.
         powertools_layer
             The Powertools v3 layer of every function. Default: the public layer for each runtime and architecture.
         powertools_layer_version
@@ -216,6 +240,16 @@ class AsyncJobApi(Construct):
             self, table, encryption_key=self.encryption_key, removal_policy=self.removal_policy
         )
 
+        self._objects = JobBucket(
+            self,
+            bucket,
+            encryption_key=self.encryption_key,
+            removal_policy=self.removal_policy,
+            job_ttl=self.job_ttl,
+        )
+        #: The bucket of results too large for the status item, saved files and large payloads.
+        self.bucket: s3.IBucket = self._objects.bucket
+
         self._functions = FunctionFactory(
             self,
             FunctionOptions(
@@ -231,8 +265,30 @@ class AsyncJobApi(Construct):
             self.runtime, self.architecture
         )
         self._shared = SharedFunctions(
-            self, self._functions, runtime_assets(), props, table=self.table, owns_table=table is None
+            self,
+            self._functions,
+            runtime_assets(),
+            props,
+            table=self.table,
+            owns_table=table is None,
+            objects=self._objects,
+            push=PushOptions(
+                job_events=job_events,
+                event_bus=event_bus,
+                webhook_allowed_hosts=() if webhook_allowed_hosts is None else webhook_allowed_hosts,
+                webhook_max_attempts=webhook_max_attempts,
+                encryption_key=self.encryption_key,
+                removal_policy=self.removal_policy,
+            ),
         )
+        #: The functions' service name: ``detail.api`` of the job events, the metrics' ``service`` dimension.
+        self.service_name: str = service_name(self)
+        #: The function that publishes job events (None with ``job_events="none"``).
+        self.events_function: lambda_.Function | None = self._shared.push.events_function
+        #: The webhook queue, function and signing secret (None without ``webhook_allowed_hosts``).
+        self.webhook_queue: sqs.IQueue | None = self._shared.push.webhook_queue
+        self.webhook_function: lambda_.Function | None = self._shared.push.webhook_function
+        self.webhook_secret: secretsmanager.ISecret | None = self._shared.push.webhook_secret
         self.runtime_layer: lambda_.LayerVersion = self._shared.runtime_layer
         self.submit_function: lambda_.Function = self._shared.submit_function
         self.status_function: lambda_.Function = self._shared.status_function

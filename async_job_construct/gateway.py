@@ -266,8 +266,8 @@ class JobGateway:
             )
 
     def add_status_routes(self, status_function: lambda_.IFunction) -> None:
-        """``GET /jobs`` (the caller's jobs) and ``GET``/``DELETE /jobs/{id}`` to the status function (jobs of
-        every type)."""
+        """``GET /jobs`` (the caller's jobs), ``GET``/``DELETE /jobs/{id}`` and ``GET /jobs/{id}/result`` to the
+        status function (jobs of every type)."""
         #: ``/jobs/{id}``, created after ``POST /jobs`` (the deployment's logical id hashes them in order).
         self.job_resource: apigateway.Resource = self.jobs_resource.add_resource("{id}")
         status_integration = apigateway.LambdaIntegration(status_function, allow_test_invoke=False)
@@ -288,6 +288,15 @@ class JobGateway:
                 request_parameters={"method.request.path.id": True},
                 request_validator=self._validator,
             )
+        #: ``/jobs/{id}/result``: a SUCCEEDED job's result (inline, or a redirect into the bucket).
+        self.result_resource: apigateway.Resource = self.job_resource.add_resource("result")
+        self.result_resource.add_method(
+            "GET",
+            status_integration,
+            api_key_required=self._options.api_key_required,
+            request_parameters={"method.request.path.id": True},
+            request_validator=self._validator,
+        )
         self._acknowledge_new_methods()
 
     def add_submit_route(self, name: str, submit_function: lambda_.IFunction) -> apigateway.Method:

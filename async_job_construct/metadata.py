@@ -9,6 +9,7 @@ from __future__ import annotations
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
@@ -16,7 +17,7 @@ from lambda_handlers.contract import METADATA_KEY
 
 __all__ = ["mark"]
 
-_MARKED = (apigateway.CfnRestApi, lambda_.CfnFunction, sqs.CfnQueue, dynamodb.CfnTable)
+_MARKED = (apigateway.CfnRestApi, lambda_.CfnFunction, sqs.CfnQueue, dynamodb.CfnTable, s3.CfnBucket)
 
 
 def mark(resource: IConstruct, *, api: Construct, role: str, job_type: str | None = None) -> None:

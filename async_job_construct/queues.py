@@ -14,7 +14,7 @@ from async_job_construct.defaults import QUEUE_RETENTION, VISIBILITY_TIMEOUT_FAC
 from async_job_construct.validation import PropValueError, check_duration_range, check_int_range
 from lambda_handlers.contract import MAX_RECEIVE_COUNT_LIMIT, MAX_VISIBILITY_SECONDS
 
-__all__ = ["JobQueues", "QueueOptions", "resolve_queues"]
+__all__ = ["JobQueues", "QueueOptions", "create_queue", "resolve_queues"]
 
 _DEAD_LETTER_VISIBILITY = Duration.seconds(60)
 _SQS_DEFAULT_VISIBILITY_SECONDS = 30
@@ -41,7 +41,7 @@ class JobQueues:
     created: bool
 
 
-def _create_queue(
+def create_queue(
     scope: Construct,
     id: str,
     options: QueueOptions,
@@ -49,6 +49,7 @@ def _create_queue(
     visibility: Duration,
     dead_letter: sqs.DeadLetterQueue | None,
 ) -> sqs.Queue:
+    """A queue as the API makes every one: encrypted, TLS only, kept 14 days, removed as ``options`` says."""
     queue = sqs.Queue(
         scope,
         id,
@@ -100,10 +101,10 @@ def resolve_queues(
             else Duration.seconds(timeout.to_seconds() * VISIBILITY_TIMEOUT_FACTOR)
         )
         _check_visibility(scope, visibility, timeout)
-        dlq = _create_queue(
+        dlq = create_queue(
             scope, "DeadLetterQueue", options, visibility=_DEAD_LETTER_VISIBILITY, dead_letter=None
         )
-        main = _create_queue(
+        main = create_queue(
             scope,
             "Queue",
             options,

@@ -15,8 +15,10 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from async_job_construct import defaults
+from async_job_construct.bucket import JobBucket
 from async_job_construct.functions import FunctionFactory
 from async_job_construct.props import ApiProps
+from async_job_construct.push import JobPush, PushOptions, webhook_environment
 from async_job_construct.runtime_assets import RuntimeAssets
 from lambda_handlers.contract import OWNER_INDEX, Env, JobTypeKey, Role
 
@@ -79,14 +81,18 @@ class SharedFunctions:
         *,
         table: dynamodb.ITable,
         owns_table: bool,
+        objects: JobBucket,
+        push: PushOptions,
     ) -> None:
         self._table = table
+        self._objects = objects
         # The item grants leave the table's key to the caller (the queues' grants include theirs).
         self._table_key = props.encryption_key if owns_table else None
         runtime, architecture = props.runtime, props.architecture
         #: What every function of the API is told: the table, the metrics' identity, the TTL.
         self.common_environment: Mapping[str, str] = {
             Env.TABLE_NAME: table.table_name,
+            Env.BUCKET_NAME: objects.bucket.bucket_name,
             "POWERTOOLS_SERVICE_NAME": service_name(scope),
             "POWERTOOLS_METRICS_NAMESPACE": props.metrics_namespace,
             # Every function that ends a job sets its expiry: job_ttl from the end.
@@ -166,6 +172,19 @@ class SharedFunctions:
             )
         for function in (self.submit_function, self.status_function, self.dead_letter_function):
             self._grant_table_key(function)
+        # Claim checks in; links out (a presigned URL carries the status function's own right to read).
+        objects.grant_payload_write(self.submit_function)
+        objects.grant_results_read(self.status_function)
+        #: Job events on the table's stream, and webhooks (``async_job_construct.push``).
+        self.push = JobPush(scope, push, table=table, create=create)
+        for name, value in webhook_environment(push.webhook_allowed_hosts).items():
+            self.submit_function.add_environment(name, value)
+            if self.push.webhook_function is not None:
+                self.push.webhook_function.add_environment(name, value)
+        if self.push.webhook_function is not None:
+            # Get the job to deliver, Update its delivery state.
+            self._grant_items(self.push.webhook_function, "dynamodb:GetItem", "dynamodb:UpdateItem")
+            self._grant_table_key(self.push.webhook_function)
         self._job_types: list[JobType] = []
         # Rendered at synth, so that it names every type, also those added after the functions.
         job_types = Token.as_string(_JobTypesDocument(scope, self._job_types))
@@ -185,9 +204,11 @@ class SharedFunctions:
             )
 
     def grant_worker(self, worker: lambda_.Function) -> None:
-        """What every worker does to the table: update its jobs."""
+        """What every worker does to the table (update its jobs) and the bucket (read payloads, write results)."""
         self._grant_items(worker, "dynamodb:UpdateItem")
         self._grant_table_key(worker)
+        self._objects.grant_payload_read(worker)
+        self._objects.grant_results_write(worker)
 
     def wire(self, job_type: JobType) -> None:
         """Connect a new type to the submit and dead-letter functions and the runtime layer."""

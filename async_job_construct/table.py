@@ -47,6 +47,8 @@ def _create_table(
         partition_key=dynamodb.Attribute(name=PARTITION_KEY, type=dynamodb.AttributeType.STRING),
         billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
         time_to_live_attribute=TTL_ATTRIBUTE,
+        # Job events and webhooks read every change of a job from the stream (async_job_construct.push).
+        stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
         encryption=(
             dynamodb.TableEncryption.AWS_MANAGED
             if encryption_key is None

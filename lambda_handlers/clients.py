@@ -7,14 +7,14 @@ low-level clients: a DynamoDB *resource* costs noticeably more to build than the
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["dynamodb", "sqs"]
+__all__ = ["dynamodb", "events", "s3", "secrets", "sqs"]
 
 
 def _config() -> Config:
@@ -54,3 +54,41 @@ def sqs() -> SQSClient:
     import boto3
 
     return boto3.client("sqs", config=_config())
+
+
+@cache
+def s3() -> Any:
+    """The S3 client of this execution environment (path-style addressing on a custom endpoint, such as the
+    local runtime's, whose host has no bucket subdomains; virtual-hosted on AWS).
+
+    Examples
+    --------
+    >>> s3().put_object(Bucket=bucket, Key=key, Body=data)
+    """
+    import os
+
+    import boto3
+    from botocore.config import Config
+
+    custom_endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
+    # Presigned URLs carry the region's endpoint and SigV4 (the default client may sign with an older scheme).
+    config = _config().merge(
+        Config(signature_version="s3v4", s3={"addressing_style": "path" if custom_endpoint else "auto"})
+    )
+    return boto3.client("s3", config=config)
+
+
+@cache
+def events() -> Any:
+    """The EventBridge client of this execution environment (the stream consumer's ``PutEvents``)."""
+    import boto3
+
+    return boto3.client("events", config=_config())
+
+
+@cache
+def secrets() -> Any:
+    """The Secrets Manager client of this execution environment (the webhook signing secret)."""
+    import boto3
+
+    return boto3.client("secretsmanager", config=_config())

@@ -85,6 +85,9 @@ class _Settings:
     metrics_namespace: str
     #: ``ASYNC_JOB_TTL_SECONDS``: how long a job stays readable after it ends (SUCCEEDED, FAILED, CANCELLED).
     ttl_seconds: int
+    #: ``ASYNC_JOB_BUCKET_NAME`` (optional): the API's bucket, for results, files and large payloads; None
+    #: without one (a result over the item's room then fails the job, a payload must fit the message).
+    bucket_name: str | None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Self:
@@ -102,6 +105,7 @@ class _Settings:
             "table_name": table_name,
             "metrics_namespace": _required(environ, _METRICS_NAMESPACE),
             "ttl_seconds": _integer(environ, Env.TTL_SECONDS, 1, 10 * 366 * 86_400),
+            "bucket_name": environ.get(Env.BUCKET_NAME) or None,
         }
 
 

@@ -18,20 +18,26 @@ from typing import Final
 
 __all__ = [
     "BUNDLE_MANIFEST",
+    "CALLBACK_URL_HEADER",
+    "CLAIM_CHECK_BYTES",
     "DEFAULT_JOB_TYPE",
+    "FILE_NAME",
     "IDEMPOTENCY_KEY_HEADER",
     "JOBS_PATH",
+    "JOB_OBJECTS_PREFIX",
     "JOB_TYPE_ATTRIBUTE",
     "JOB_TYPE_DIMENSION",
     "JOB_TYPE_NAME",
     "LAMBDA_PROVIDED_DISTRIBUTIONS",
     "LIST_QUERY_PARAMETERS",
+    "MAX_FILES",
     "MAX_PAYLOAD_BYTES_LIMIT",
     "MAX_RECEIVE_COUNT_LIMIT",
     "MAX_VISIBILITY_SECONDS",
     "METADATA_KEY",
     "OWNER_INDEX",
     "OWNER_INDEX_ATTRIBUTES",
+    "PAYLOAD_OBJECTS_PREFIX",
     "PRINCIPAL_HEADER",
     "REPLAYED_HEADER",
     "REQUIREMENTS_FILE",
@@ -67,6 +73,20 @@ class Env:
     RETRY_BASE_SECONDS: Final = "ASYNC_JOB_RETRY_BASE_SECONDS"
     #: Worker (optional): the cap of every retry delay, seconds.
     RETRY_MAX_SECONDS: Final = "ASYNC_JOB_RETRY_MAX_SECONDS"
+    #: Submit, status, worker: the API's bucket (results over the item's room, files, large payloads).
+    BUCKET_NAME: Final = "ASYNC_JOB_BUCKET_NAME"
+    #: Events: the EventBridge bus job events go to (a name or an ARN; ``default``).
+    EVENT_BUS: Final = "ASYNC_JOB_EVENT_BUS"
+    #: Events (optional): the webhook queue of finished jobs with a callback URL.
+    WEBHOOK_QUEUE_URL: Final = "ASYNC_JOB_WEBHOOK_QUEUE_URL"
+    #: Submit, webhook (optional): JSON list of the hosts a ``Callback-Url`` may name; absent: no webhooks.
+    WEBHOOK_ALLOWED_HOSTS: Final = "ASYNC_JOB_WEBHOOK_ALLOWED_HOSTS"
+    #: Webhook: the Secrets Manager secret webhooks are signed with.
+    WEBHOOK_SECRET_ARN: Final = "ASYNC_JOB_WEBHOOK_SECRET_ARN"
+    #: Webhook: deliveries of a webhook before it is given up.
+    WEBHOOK_MAX_ATTEMPTS: Final = "ASYNC_JOB_WEBHOOK_MAX_ATTEMPTS"
+    #: Set to ``1`` by the local runtime only (webhooks may then call ``http://127.0.0.1``).
+    LOCAL_RUNTIME: Final = "ASYNC_JOB_LOCAL_RUNTIME"
     #: Worker: the name of the job type it runs.
     JOB_TYPE: Final = "ASYNC_JOB_TYPE"
     #: Submit, dead-letter: JSON object of every job type of the API, name -> settings
@@ -96,6 +116,12 @@ class Role:
     DEAD_LETTER: Final = "dead-letter"
     QUEUE: Final = "queue"
     DEAD_LETTER_QUEUE: Final = "dead-letter-queue"
+    BUCKET: Final = "bucket"
+    EVENTS: Final = "events"
+    EVENTS_DEAD_LETTER_QUEUE: Final = "events-dead-letter-queue"
+    WEBHOOK: Final = "webhook"
+    WEBHOOK_QUEUE: Final = "webhook-queue"
+    WEBHOOK_DEAD_LETTER_QUEUE: Final = "webhook-dead-letter-queue"
 
 
 #: The template metadata key that marks an API's resources (read by the local runtime).
@@ -104,10 +130,25 @@ METADATA_KEY: Final = "AsyncJob"
 PRINCIPAL_HEADER: Final = "X-Async-Job-Principal"
 #: The request header that makes ``POST`` safe to retry (IETF httpapi draft).
 IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
+#: The request header of ``POST`` naming the URL to call when the job ends (a webhook).
+CALLBACK_URL_HEADER: Final = "Callback-Url"
 #: The response header of a ``202`` that answers an earlier request with the same key.
 REPLAYED_HEADER: Final = "Idempotent-Replayed"
-#: The largest request body: SQS's 1 MiB message less the message envelope.
-MAX_PAYLOAD_BYTES_LIMIT: Final = 1_047_552
+#: The largest request body: what a Lambda proxy event carries (6 MB, less the event's envelope and the escaping
+#: of the body into it). Bodies over ``CLAIM_CHECK_BYTES`` travel through the API's bucket.
+MAX_PAYLOAD_BYTES_LIMIT: Final = 5 * 1024 * 1024
+#: The largest payload carried in the job message itself; a larger one is put in the bucket and the message
+#: carries its key (a claim check). SQS bills a message per 64 KiB; 256 KiB was its limit for years.
+CLAIM_CHECK_BYTES: Final = 256 * 1024
+#: Where the API's bucket keeps a job's result and files (``jobs/<id>/result.json``, ``jobs/<id>/files/<name>``),
+#: expiring ``job_ttl`` (+1 day) after they are written.
+JOB_OBJECTS_PREFIX: Final = "jobs/"
+#: A saved file's name (``job.save_file``): letters, digits, ``.``, ``_`` and ``-``, not starting with a dot.
+FILE_NAME: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
+#: The most files one job may save.
+MAX_FILES: Final = 100
+#: Where the API's bucket keeps claim-checked payloads (``payloads/<id>.json``), expiring with an unfinished job.
+PAYLOAD_OBJECTS_PREFIX: Final = "payloads/"
 #: SQS's longest visibility timeout (and so the longest retry delay), seconds.
 MAX_VISIBILITY_SECONDS: Final = 43_200
 #: A job type's name: it is a path segment (``POST /{name}``) and a metric dimension.

@@ -14,10 +14,13 @@ from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Final
 
+from lambda_handlers.contract import FILE_NAME, MAX_FILES
+
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
 
 __all__ = [
+    "FileSaver",
     "JobCancelledError",
     "JobContext",
     "JobFailedError",
@@ -38,6 +41,10 @@ class ProgressAck(Enum):
     #: Not written: this run no longer holds the job.
     LOST = "LOST"
 
+
+#: Signature of the function that keeps a file: ``(name, data, content_type) -> None``; it raises
+#: ``JobLeaseLostError`` when this run no longer holds the job.
+FileSaver = Callable[[str, bytes, str], None]
 
 #: Signature of the function that records progress: ``(percent, message) -> ProgressAck``. A plain bool is
 #: accepted too (True: still holds the job; False: lost it), which is all a fake writer in a test needs.
@@ -137,6 +144,9 @@ class JobContext:
     cancel_requested
         Whether the owner has asked to cancel the job already (a team's test may set it to try its cancel
         path); the runtime updates it with every progress write.
+    file_saver
+        Keeps the files the handler saves (``save_file``) in the API's bucket. None: they are kept in memory,
+        in ``saved_files`` (handy in a team's unit tests).
 
     Examples
     --------
@@ -151,12 +161,14 @@ class JobContext:
         "_cancel_requested",
         "_clock",
         "_deadline",
+        "_file_saver",
         "_last_write",
         "_writer",
         "attempt",
         "job_id",
         "logger",
         "max_attempts",
+        "saved_files",
     )
 
     def __init__(
@@ -170,8 +182,12 @@ class JobContext:
         logger: Logger | logging.Logger | None = None,
         clock: Callable[[], float] = time.monotonic,
         cancel_requested: bool = False,
+        file_saver: FileSaver | None = None,
     ) -> None:
         self.job_id = job_id
+        self._file_saver = file_saver
+        #: What ``save_file`` kept without a ``file_saver``: name -> (data, content type).
+        self.saved_files: dict[str, tuple[bytes, str]] = {}
         self.attempt = attempt
         self.max_attempts = max_attempts
         self.logger: Logger | logging.Logger = logger if logger is not None else logging.getLogger(__name__)
@@ -291,3 +307,41 @@ class JobContext:
                 f"job {self.job_id} is no longer held by this run (another run took it over or it finished); "
                 "stop working on it"
             )
+
+    def save_file(self, name: str, data: bytes | str, content_type: str = "application/octet-stream") -> None:
+        """Keep a file with the job: ``GET /jobs/{id}`` lists it with a download link until the job expires.
+
+        Saving a name again replaces the file. Text is stored as UTF-8.
+
+        Parameters
+        ----------
+        name
+            1-200 letters, digits, ``.``, ``_`` and ``-``, not starting with a dot (``report-2026-11.csv``).
+        data
+            The file's bytes (or text).
+        content_type
+            Its media type, sent with the download.
+
+        Raises
+        ------
+        ValueError
+            The name is not allowed, or the job has 100 files already.
+        JobLeaseLostError
+            This run no longer holds the job: stop working on it.
+
+        Examples
+        --------
+        >>> job.save_file("report.csv", "account,total\\nacme,12\\n", "text/csv")
+        """
+        if not isinstance(name, str) or FILE_NAME.fullmatch(name) is None:
+            raise ValueError(
+                f"file name {name!r:.60} is not allowed: use 1-200 letters, digits, '.', '_' and '-', "
+                "not starting with a dot"
+            )
+        content = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        if self._file_saver is None:
+            if name not in self.saved_files and len(self.saved_files) >= MAX_FILES:
+                raise ValueError(f"a job keeps at most {MAX_FILES} files")
+            self.saved_files[name] = (content, content_type)
+            return
+        self._file_saver(name, content, content_type)

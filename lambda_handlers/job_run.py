@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from lambda_handlers import objects
 from lambda_handlers.job import PROGRESS_MESSAGE_MAX_CHARS
 from lambda_handlers.models import ITEM_MAX_BYTES, Job, JobStatus, epoch_millis, item_size, utc_now
 from lambda_handlers.observability import MetricUnit, logger, metrics
@@ -139,6 +140,8 @@ class Run:
         The backoff of a retryable failure (``backoff_seconds``).
     rng
         The jitter's source; None for the module's.
+    bucket
+        The API's bucket: a result too large for the item is kept there. None: such a result fails the job.
 
     Examples
     --------
@@ -156,7 +159,9 @@ class Run:
         retry_base_seconds: int,
         retry_max_seconds: int,
         rng: random.Random | None = None,
+        bucket: str | None = None,
     ) -> None:
+        self.bucket = bucket
         self.job_id = job_id
         self.run_id = run_id
         self.context = context
@@ -175,19 +180,30 @@ class Run:
                 error_message(f"The handler's result is not JSON-serialisable: {error}"),
                 final=True,
             )
-        size = len(result_json.encode("utf-8"))
+        data = result_json.encode("utf-8")
         budget = result_budget_bytes(claimed)
-        if size > budget:
+        result_ref = None
+        if len(data) > budget and self.bucket is None:
             return self.fail(
                 "ResultTooLarge",
-                f"The handler's result is {size} bytes of JSON; this job's status item has room for {budget} "
-                f"(DynamoDB's {ITEM_MAX_BYTES}-byte item limit, less the job's other attributes). Store large "
-                "results elsewhere (e.g. S3) and return a reference.",
+                f"The handler's result is {len(data)} bytes of JSON; this job's status item has room for "
+                f"{budget} (DynamoDB's {ITEM_MAX_BYTES}-byte item limit, less the job's other attributes) and "
+                "the API has no bucket for larger results.",
                 final=True,
             )
+        if len(data) > budget:
+            result_ref = objects.result_key(self.job_id)
+            try:
+                objects.put(str(self.bucket), result_ref, data, "application/json")
+            except objects.ObjectStoreError as error:
+                logger.exception("could not store the result in the bucket")
+                return self.fail(
+                    "ResultNotStored", error_message(f"S3 refused the result: {error}"), final=True
+                )
         try:
             outcome = self._write(
-                "the result", lambda: self.store.complete(self.job_id, self.run_id, result_json)
+                "the result",
+                lambda: self.store.complete(self.job_id, self.run_id, result_json, result_ref=result_ref),
             )
         except JobStoreError as error:
             return self.fail(

@@ -1,4 +1,6 @@
-"""The job message on the queue: ``{"v":1,"jobId":"<uuid4>","payload":<the request's JSON object>}``.
+"""The job message on the queue: ``{"v":1,"jobId":"<uuid4>","payload":<the request's JSON object>}``, or, for a
+payload over ``contract.CLAIM_CHECK_BYTES``, ``{"v":1,"jobId":"<uuid4>","payloadRef":"payloads/<uuid4>.json"}``:
+a claim check, the key of the payload in the API's bucket.
 
 The submit function writes the request's JSON text into the message as it came (it is valid JSON already), so
 the worker sees exactly the bytes the caller sent, and ``payloadSha256`` in the table is their digest.
@@ -13,7 +15,7 @@ from typing import Any, Final
 
 from lambda_handlers.models import is_job_id
 
-__all__ = ["JobMessage", "MessageError", "decode", "encode", "payload_digest", "sqs_safe"]
+__all__ = ["JobMessage", "MessageError", "decode", "encode", "encode_reference", "payload_digest", "sqs_safe"]
 
 VERSION: Final = 1
 _PREFIX: Final = '{"v":1,"jobId":"'
@@ -40,11 +42,14 @@ class JobMessage:
     payload_text
         The payload's JSON text exactly as enqueued (to check against ``payloadSha256``); None when the message
         was not written by ``encode`` (re-serialised by hand), so its bytes cannot be recovered.
+    payload_ref
+        A claim check's key of the payload in the bucket (``payload`` is then empty until it is read); else None.
     """
 
     job_id: str
     payload: dict[str, Any]
     payload_text: str | None
+    payload_ref: str | None = None
 
 
 def sqs_safe(payload_text: str) -> str:
@@ -85,6 +90,17 @@ def encode(job_id: str, payload_text: str) -> str:
     return f"{_PREFIX}{job_id}{_MIDDLE}{payload_text}}}"
 
 
+def encode_reference(job_id: str, key: str) -> str:
+    """The message body of a claim-checked job: the payload is at ``key`` in the API's bucket.
+
+    Examples
+    --------
+    >>> encode_reference("4f0c5a0e-3b7d-4d0f-9a57-0f1c2f8b9e21", "payloads/4f0c5a0e-3b7d-4d0f-9a57-0f1c2f8b9e21.json")
+    '{"v":1,"jobId":"4f0c5a0e-...","payloadRef":"payloads/4f0c5a0e-....json"}'
+    """
+    return json.dumps({"v": VERSION, "jobId": job_id, "payloadRef": key}, separators=(",", ":"))
+
+
 def decode(body: object) -> JobMessage:
     """Read a message body written by ``encode``.
 
@@ -112,6 +128,9 @@ def decode(body: object) -> JobMessage:
     job_id = message.get("jobId")
     if not is_job_id(job_id):
         raise MessageError(f"jobId {job_id!r} is not a job id")
+    reference = message.get("payloadRef")
+    if "payload" not in message and isinstance(reference, str) and reference.endswith(f"/{job_id}.json"):
+        return JobMessage(job_id=job_id, payload={}, payload_text=None, payload_ref=reference)
     payload = message.get("payload")
     if not isinstance(payload, dict):
         raise MessageError("payload is not a JSON object")

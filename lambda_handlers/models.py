@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
 from lambda_handlers.contract import DEFAULT_JOB_TYPE, JOB_TYPE_ATTRIBUTE
+from lambda_handlers.item_size import ITEM_MAX_BYTES, ItemError, item_size
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
@@ -32,21 +33,12 @@ __all__ = [
     "utc_now",
 ]
 
-#: The largest item written: DynamoDB's 400 KB limit (names and values together) read as 400,000 bytes, the
-#: stricter of its two readings (and under moto's own 405,000).
-ITEM_MAX_BYTES: Final = 400_000
 #: How long a job may stay unfinished before its item expires anyway: SQS's longest message retention
 #: (14 days), so no message of the job can outlive its item. ``job_ttl`` runs from the terminal state.
 MAX_PENDING_SECONDS: Final = 14 * 86_400
-#: The most a DynamoDB number takes: 38 significant digits, 1 byte per two, plus 1.
-_NUMBER_MAX_BYTES: Final = 21
 
 #: A canonical job id: a lowercase UUID4 in its 8-4-4-4-12 form.
 _JOB_ID_RE: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-
-
-class ItemError(ValueError):
-    """A status-table item does not have the shape in ``docs/design.md``."""
 
 
 class JobStatus(StrEnum):
@@ -176,6 +168,13 @@ class Job:
     enqueue_confirmed: bool = False
     #: The job type (``POST /{type}``); an item written before job types existed is of type ``jobs``.
     job_type: str = DEFAULT_JOB_TYPE
+    #: The result's key in the API's bucket (SUCCEEDED with a result too large for the item), and its size.
+    result_ref: str | None = None
+    result_bytes: int | None = None
+    #: The files the handler saved: JSON text of ``[{"name", "size", "contentType"}]``.
+    files: str | None = None
+    #: The caller's webhook and its delivery: JSON text of ``{"url", "status", "attempts", ...}``.
+    webhook: str | None = None
 
     @classmethod
     def new(
@@ -272,6 +271,10 @@ class Job:
                 cancel_message=_opt_s(item, "cancelMessage"),
                 enqueue_confirmed=_opt_bool(item, "enqueueConfirmed"),
                 job_type=_opt_s(item, JOB_TYPE_ATTRIBUTE) or DEFAULT_JOB_TYPE,
+                result_ref=_opt_s(item, "resultRef"),
+                result_bytes=_opt_int(item, "resultBytes"),
+                files=_opt_s(item, "files"),
+                webhook=_opt_s(item, "webhook"),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ItemError(f"status-table item {item.get('pk')!r} is malformed: {error!r}") from error
@@ -302,6 +305,9 @@ class Job:
             "runId": self.run_id,
             "messageId": self.message_id,
             "cancelMessage": self.cancel_message,
+            "resultRef": self.result_ref,
+            "files": self.files,
+            "webhook": self.webhook,
         }
         item.update({name: {"S": value} for name, value in optional.items() if value is not None})
         if self.progress_percent is not None:
@@ -310,6 +316,8 @@ class Job:
             item["leaseUntil"] = {"N": str(self.lease_until)}
         if self.retry_at is not None:
             item["retryAt"] = {"N": str(self.retry_at)}
+        if self.result_bytes is not None:
+            item["resultBytes"] = {"N": str(self.result_bytes)}
         if self.cancel_requested:
             item["cancelRequested"] = {"BOOL": True}
         if self.enqueue_confirmed:
@@ -321,7 +329,8 @@ class Job:
 
         ``type`` is the job type; an item written before job types shows ``jobs``.
 
-        ``result`` appears only when SUCCEEDED, ``error`` only when FAILED, ``lastError`` only while a retry
+        ``result`` appears only when SUCCEEDED and small enough to be kept in the item (else read it at
+        ``links.result``, which every SUCCEEDED job has), ``error`` only when FAILED, ``lastError`` only while a retry
         is pending (QUEUED or RUNNING after a failed attempt), ``cancelRequested: true`` only while a cancel
         request waits for the handler to stop, ``cancellation`` only when CANCELLED by a handler that said
         why. ``progress`` is what the handler last reported while it runs and once it SUCCEEDED; a FAILED or
@@ -352,7 +361,7 @@ class Job:
                 else {"percent": _number(self.progress_percent), "message": self.progress_message}
             ),
         }
-        if self.status is JobStatus.SUCCEEDED:
+        if self.status is JobStatus.SUCCEEDED and self.result_ref is None:
             resource["result"] = None if self.result is None else json.loads(self.result)
         error = (
             None
@@ -367,42 +376,12 @@ class Job:
             resource["cancelRequested"] = True
         if self.status is JobStatus.CANCELLED and self.cancel_message:
             resource["cancellation"] = {"message": self.cancel_message}
+        if self.webhook:
+            resource["webhook"] = json.loads(self.webhook)
         resource["links"] = {"self": self_url}
+        if self.status is JobStatus.SUCCEEDED:
+            resource["links"]["result"] = f"{self_url}/result"
         return resource
-
-
-def item_size(item: Mapping[str, AttributeValueTypeDef]) -> int:
-    """An item's size as DynamoDB counts it against ``ITEM_MAX_BYTES``, rounded up where DynamoDB estimates.
-
-    Each attribute costs its name's UTF-8 bytes plus its value: a string its UTF-8 bytes, a binary its bytes,
-    a number 1 byte per two significant digits plus 1 (counted as 21, the most a number takes), a boolean or
-    null 1, a list or map 3 plus its members (a map's member names included).
-
-    Examples
-    --------
-    >>> item_size({"pk": {"S": "abc"}, "n": {"N": "42"}, "ok": {"BOOL": True}})
-    30
-    """
-    return sum(len(name.encode("utf-8")) + _value_size(value) for name, value in item.items())
-
-
-def _value_size(value: Mapping[str, Any]) -> int:
-    ((kind, content),) = value.items()
-    if kind == "S":
-        return len(str(content).encode("utf-8"))
-    if kind == "B":
-        return len(content)
-    if kind == "N":
-        return _NUMBER_MAX_BYTES
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind in ("SS", "NS", "BS"):
-        return sum(_value_size({kind[0]: member}) for member in content)
-    if kind == "L":
-        return 3 + sum(_value_size(member) for member in content)
-    if kind == "M":
-        return 3 + item_size(content)
-    raise ItemError(f"unknown DynamoDB attribute type {kind!r}")
 
 
 def _number(value: float) -> int | float:

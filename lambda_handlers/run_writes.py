@@ -31,7 +31,13 @@ class RunWrites(StatusTable):
     """
 
     def complete(
-        self, job_id: str, run_id: str, result_json: str, now: dt.datetime | None = None
+        self,
+        job_id: str,
+        run_id: str,
+        result_json: str,
+        now: dt.datetime | None = None,
+        *,
+        result_ref: str | None = None,
     ) -> WriteOutcome:
         """Record the job's result: RUNNING (held by ``run_id``) becomes SUCCEEDED, readable ``ttl_seconds``.
 
@@ -41,6 +47,9 @@ class RunWrites(StatusTable):
         ----------
         result_json
             The handler's return value as JSON text.
+        result_ref
+            The key of the result in the API's bucket: the item then keeps that key and the result's size
+            (``resultRef``, ``resultBytes``), not the result.
 
         Raises
         ------
@@ -53,16 +62,48 @@ class RunWrites(StatusTable):
         <WriteOutcome.APPLIED: 'APPLIED'>
         """
         now = now or utc_now()
+        values: dict[str, AttributeValueTypeDef] = {":succeeded": {"S": JobStatus.SUCCEEDED.value}}
+        if result_ref is None:
+            stored = "#r = :result"
+            values[":result"] = {"S": result_json}
+        else:
+            stored = "resultRef = :ref, resultBytes = :bytes"
+            values[":ref"] = {"S": result_ref}
+            values[":bytes"] = {"N": str(len(result_json.encode("utf-8")))}
         outcome, _ = self._fenced(
             "complete",
             job_id,
             run_id,
             now,
-            "SET #s = :succeeded, #r = :result, updatedAt = :now, expiresAt = :expires "
+            f"SET #s = :succeeded, {stored}, updatedAt = :now, expiresAt = :expires "
             "REMOVE runId, leaseUntil, errorType, errorMessage, cancelRequested",
-            {":succeeded": {"S": JobStatus.SUCCEEDED.value}, ":result": {"S": result_json}},
+            values,
         )
         return outcome
+
+    def record_files(
+        self, job_id: str, run_id: str, files_json: str, now: dt.datetime | None = None
+    ) -> WriteOutcome:
+        """Record the files the running job saved so far (``files``: the JSON list of ``SavedFile.to_json``).
+
+        Raises
+        ------
+        JobStoreError
+            DynamoDB failed.
+
+        Examples
+        --------
+        >>> store.record_files(job_id, run_id, '[{"name":"report.csv","size":120,"contentType":"text/csv"}]')
+        <WriteOutcome.APPLIED: 'APPLIED'>
+        """
+        return self._fenced(
+            "record_files",
+            job_id,
+            run_id,
+            now,
+            "SET files = :files, updatedAt = :now",
+            {":files": {"S": files_json}},
+        )[0]
 
     def record_failure(
         self,

@@ -3,6 +3,9 @@
 ``GET /jobs``: the caller's jobs (an operator's ``owner=`` names whose), newest first, a page at a time, filtered
 by ``status`` and ``type`` (``lambda_handlers.listing``). One Query of the owner index, or a few.
 
+``GET /jobs/{id}/result``: a SUCCEEDED job's result: inline (``200``), or a ``303`` to a presigned link of the
+one kept in the API's bucket.
+
 ``DELETE /jobs/{id}``: cancel the owner's job. A QUEUED job is CANCELLED at once (``200``); a RUNNING one is
 asked to stop (``202``, ``cancelRequested: true``); a finished one is a ``409``. One conditional UpdateItem,
 two for a running job.
@@ -10,15 +13,17 @@ two for a running job.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlencode
 
 from aws_lambda_powertools.logging import correlation_paths
 
-from lambda_handlers import api_common, config
+from lambda_handlers import api_common, config, objects
 from lambda_handlers.contract import JOB_TYPE_DIMENSION, JOBS_PATH
 from lambda_handlers.listing import InvalidListQueryError, JobPage, list_jobs, parse_list_query, summary
-from lambda_handlers.models import Job
+from lambda_handlers.models import Job, JobStatus, format_timestamp, utc_now
 from lambda_handlers.observability import MetricUnit, logger, metrics, tracer
 from lambda_handlers.problems import problem
 from lambda_handlers.store import CancelStatus, JobStore, JobStoreError
@@ -68,8 +73,16 @@ def _status(event: dict[str, Any]) -> dict[str, Any]:
     if job_id is None:
         return api_common.invalid_job_id()
     logger.append_keys(job_id=job_id)
+    if event.get("resource") == f"/{JOBS_PATH}/{{id}}/result":
+        return _result(event, job_id) if method == "GET" else api_common.method_not_allowed(method, ("GET",))
     if method == "DELETE":
         return _cancel(event, job_id)
+    job = _visible_job(event, job_id)
+    return job if not isinstance(job, Job) else _job_response(200, job, event)
+
+
+def _visible_job(event: dict[str, Any], job_id: str) -> Job | dict[str, Any]:
+    """The job if the caller may read it; else the response to give (``404``, ``503``)."""
     try:
         job = _store.get(job_id)
     except JobStoreError:
@@ -82,7 +95,60 @@ def _status(event: dict[str, Any]) -> dict[str, Any]:
         if job is not None:
             logger.info("job read by someone else than its owner; answering 404")
         return _not_found()
-    return _job_response(200, job, event)
+    return job
+
+
+def _result(event: dict[str, Any], job_id: str) -> dict[str, Any]:
+    """``GET /jobs/{id}/result``: ``200`` with the result, ``303`` to a presigned link of the stored one, or
+    ``409 job-not-succeeded`` (with ``Retry-After`` while the job may still succeed)."""
+    job = _visible_job(event, job_id)
+    if not isinstance(job, Job):
+        return job
+    if job.status is not JobStatus.SUCCEEDED:
+        headers = dict(_NO_STORE)
+        if not job.status.is_terminal:
+            headers.update(api_common.retry_after(CONFIG.retry_after_seconds))
+        return problem(
+            409,
+            "job-not-succeeded",
+            "Job has no result",
+            f"The job is {job.status.value}: only a SUCCEEDED job has a result."
+            + ("" if job.status.is_terminal else " Poll the job and come back when it is SUCCEEDED."),
+            headers,
+            jobStatus=job.status.value,
+        )
+    if job.result_ref is None or CONFIG.bucket_name is None:
+        return {
+            "statusCode": 200,
+            "headers": {"Content-Type": api_common.JSON_CONTENT_TYPE, **_NO_STORE},
+            "body": job.result if job.result is not None else "null",
+            "isBase64Encoded": False,
+        }
+    return {
+        "statusCode": 303,
+        "headers": {**_NO_STORE, "Location": objects.link(CONFIG.bucket_name, job.result_ref)},
+        "body": "",
+        "isBase64Encoded": False,
+    }
+
+
+def _file_links(job: Job) -> list[dict[str, Any]]:
+    """The job's files, each with a presigned download link (``expiresAt``: when the link stops working)."""
+    if not job.files or CONFIG.bucket_name is None:
+        return []
+    expires = format_timestamp(utc_now() + dt.timedelta(seconds=objects.LINK_SECONDS))
+    links = []
+    for entry in json.loads(job.files):
+        saved = objects.SavedFile.from_json(entry)
+        key = objects.file_key(job.job_id, saved.name)
+        links.append(
+            {
+                **saved.to_json(),
+                "url": objects.link(CONFIG.bucket_name, key, filename=saved.name),
+                "urlExpiresAt": expires,
+            }
+        )
+    return links
 
 
 def _list(event: dict[str, Any]) -> dict[str, Any]:
@@ -182,7 +248,11 @@ def _job_response(status: int, job: Job, event: dict[str, Any]) -> dict[str, Any
         headers.update(api_common.retry_after(CONFIG.retry_after_seconds))
     if status == 202:
         headers["Location"] = url
-    return api_common.json_response(status, job.to_resource(url), headers)
+    resource = job.to_resource(url)
+    files = _file_links(job)
+    if files:
+        resource["files"] = files
+    return api_common.json_response(status, resource, headers)
 
 
 def _not_found() -> dict[str, Any]:

@@ -19,6 +19,9 @@ same key with another payload is a ``422``.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -26,15 +29,22 @@ from typing import TYPE_CHECKING, Any, Final
 from aws_lambda_powertools.logging import correlation_paths
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambda_handlers import api_common, clients, config, idempotency, messages
+from lambda_handlers import api_common, clients, config, idempotency, messages, objects
 from lambda_handlers.config import JobTypeConfig
-from lambda_handlers.contract import IDEMPOTENCY_KEY_HEADER, JOB_TYPE_DIMENSION, REPLAYED_HEADER
+from lambda_handlers.contract import (
+    CALLBACK_URL_HEADER,
+    CLAIM_CHECK_BYTES,
+    IDEMPOTENCY_KEY_HEADER,
+    JOB_TYPE_DIMENSION,
+    REPLAYED_HEADER,
+)
 from lambda_handlers.idempotency import IdempotencyRecord, InvalidKeyError
 from lambda_handlers.models import Job, JobStatus, utc_now
 from lambda_handlers.observability import MetricUnit, logger, metrics, tracer
 from lambda_handlers.payload import read_payload
 from lambda_handlers.problems import ProblemError, problem
 from lambda_handlers.store import JobStore, JobStoreError, KeyInUseError
+from lambda_handlers.webhook_delivery import InvalidCallbackError, policy_from_environ
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -42,6 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["CONFIG", "handler", "read_payload"]
 
 CONFIG: Final = config.load(config.SubmitConfig)
+#: Which ``Callback-Url`` values this API calls (``webhook_allowed_hosts``; none: the header is refused).
+_POLICY: Final = policy_from_environ(os.environ)
 _store: Final = JobStore(CONFIG.table_name, ttl_seconds=CONFIG.ttl_seconds)
 
 
@@ -82,12 +94,31 @@ def _submit(event: dict[str, Any]) -> dict[str, Any]:
     if method != "POST":
         return api_common.method_not_allowed(method, ["POST"])
     key = _idempotency_key(event, kind)
+    webhook = _webhook(event)
     payload_text = messages.sqs_safe(read_payload(event, kind.max_payload_bytes))
     owner = api_common.caller_identity(event)
     jobs_url = api_common.jobs_url(event)
     if key is None:
-        return _accept(kind, payload_text, owner, jobs_url)
-    return _accept_keyed(kind, payload_text, owner, jobs_url, idempotency.key_item_id(owner, key))
+        return _accept(kind, payload_text, owner, jobs_url, webhook)
+    return _accept_keyed(kind, payload_text, owner, jobs_url, idempotency.key_item_id(owner, key), webhook)
+
+
+def _webhook(event: dict[str, Any]) -> str | None:
+    """The job's webhook state for a ``Callback-Url`` header (``PENDING``, no attempt), or None without one.
+
+    Raises
+    ------
+    ProblemError
+        ``400 invalid-callback-url``: the URL is malformed, not https, or its host is not allowed.
+    """
+    url = api_common.header(event, CALLBACK_URL_HEADER)
+    if url is None:
+        return None
+    try:
+        _POLICY.check(url.strip())
+    except InvalidCallbackError as error:
+        raise ProblemError(400, "invalid-callback-url", "Invalid callback URL", str(error)) from None
+    return json.dumps({"url": url.strip(), "status": "PENDING", "attempts": 0}, separators=(",", ":"))
 
 
 def _type_not_found(name: str) -> dict[str, Any]:
@@ -101,9 +132,11 @@ def _type_not_found(name: str) -> dict[str, Any]:
     )
 
 
-def _accept(kind: JobTypeConfig, payload_text: str, owner: str, jobs_url: str) -> dict[str, Any]:
+def _accept(
+    kind: JobTypeConfig, payload_text: str, owner: str, jobs_url: str, webhook: str | None
+) -> dict[str, Any]:
     """Record and enqueue a job without a key: PutItem, SendMessage."""
-    job = _new_job(kind, messages.payload_digest(payload_text), owner)
+    job = _new_job(kind, messages.payload_digest(payload_text), owner, webhook)
     try:
         _store.create(job)
     except JobStoreError:
@@ -115,13 +148,13 @@ def _accept(kind: JobTypeConfig, payload_text: str, owner: str, jobs_url: str) -
 
 
 def _accept_keyed(
-    kind: JobTypeConfig, payload_text: str, owner: str, jobs_url: str, key_id: str
+    kind: JobTypeConfig, payload_text: str, owner: str, jobs_url: str, key_id: str, webhook: str | None
 ) -> dict[str, Any]:
     """Record the job and its key together and enqueue it; or answer for the job the key created before."""
     digest = messages.payload_digest(payload_text)
     replacing: str | None = None
     for _ in range(3):
-        job = _new_job(kind, digest, owner)
+        job = _new_job(kind, digest, owner, webhook)
         try:
             found = _store.create_keyed(
                 job, IdempotencyRecord(key_id, job.job_id, digest, job.expires_at), replacing=replacing
@@ -217,10 +250,10 @@ def _replay(job: Job, jobs_url: str) -> dict[str, Any]:
     return api_common.json_response(202, job.to_resource(url), headers)
 
 
-def _new_job(kind: JobTypeConfig, payload_sha256: str, owner: str) -> Job:
+def _new_job(kind: JobTypeConfig, payload_sha256: str, owner: str, webhook: str | None) -> Job:
     job_id = str(uuid.uuid4())
     logger.append_keys(job_id=job_id)
-    return Job.new(
+    job = Job.new(
         job_id,
         owner=owner,
         payload_sha256=payload_sha256,
@@ -228,11 +261,23 @@ def _new_job(kind: JobTypeConfig, payload_sha256: str, owner: str) -> Job:
         ttl_seconds=CONFIG.ttl_seconds,
         job_type=kind.name,
     )
+    return job if webhook is None else dataclasses.replace(job, webhook=webhook)
 
 
 def _enqueue(kind: JobTypeConfig, job_id: str, payload_text: str) -> bool:
+    """Send the job's message: the payload in it, or, over ``CLAIM_CHECK_BYTES``, in the bucket (a claim check)."""
+    body = messages.encode(job_id, payload_text)
+    data = payload_text.encode("utf-8")
+    if len(data) > CLAIM_CHECK_BYTES and CONFIG.bucket_name is not None:
+        key = objects.payload_key(job_id)
+        try:
+            objects.put(CONFIG.bucket_name, key, data, api_common.JSON_CONTENT_TYPE)
+        except objects.ObjectStoreError:
+            logger.exception("could not store the payload in the bucket")
+            return False
+        body = messages.encode_reference(job_id, key)
     try:
-        clients.sqs().send_message(QueueUrl=kind.queue_url, MessageBody=messages.encode(job_id, payload_text))
+        clients.sqs().send_message(QueueUrl=kind.queue_url, MessageBody=body)
     except (BotoCoreError, ClientError):
         logger.exception("could not enqueue the job")
         return False

@@ -20,16 +20,18 @@ One worker runs one job type (``ASYNC_JOB_TYPE``): every metric it publishes car
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib
+import json
 import random
 import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from lambda_handlers import clients, config, messages
-from lambda_handlers.contract import JOB_TYPE_DIMENSION
+from lambda_handlers import clients, config, messages, objects
+from lambda_handlers.contract import JOB_TYPE_DIMENSION, MAX_FILES
 from lambda_handlers.deadline import safety_margin_ms, time_limit
 from lambda_handlers.job import (
     JobCancelledError,
@@ -176,6 +178,7 @@ def _run(message: messages.JobMessage, record: dict[str, Any], context: LambdaCo
         retry_base_seconds=CONFIG.retry_base_seconds,
         retry_max_seconds=CONFIG.retry_max_seconds,
         rng=_random,
+        bucket=CONFIG.bucket_name,
     )
     claimed = _claim(
         run,
@@ -188,6 +191,11 @@ def _run(message: messages.JobMessage, record: dict[str, Any], context: LambdaCo
     # dead-letters the message is then the last attempt, whose failure is recorded as the job's error.
     attempt = max(_receive_count(record), claimed.attempts)
     logger.info("job claimed", extra={"attempt": attempt, "attempts": claimed.attempts, "run_id": run.run_id})
+    if message.payload_ref is not None:
+        loaded = _claimed_payload(run, message)
+        if isinstance(loaded, Disposition):
+            return loaded
+        message = loaded
     if (
         message.payload_text is not None
         and claimed.payload_sha256 is not None
@@ -213,6 +221,7 @@ def _run(message: messages.JobMessage, record: dict[str, Any], context: LambdaCo
         time_limit=dt.timedelta(milliseconds=max(budget_ms, 0)),
         progress_writer=_progress_writer(job_id, run.run_id),
         logger=logger,
+        file_saver=(saver := _FileSaver(job_id, run.run_id, claimed)),
     )
     started = time.monotonic()
     try:
@@ -237,7 +246,59 @@ def _run(message: messages.JobMessage, record: dict[str, Any], context: LambdaCo
             logger.exception("the job handler failed", extra={"attempt": attempt, "final": final})
         return run.fail(type(error).__name__, error_message(error), attempt=attempt, final=final)
     _record_duration(started)
-    return run.succeed(result, claimed)
+    # The result's room in the item is what the file list leaves.
+    return run.succeed(result, dataclasses.replace(claimed, files=saver.listing()))
+
+
+def _claimed_payload(run: Run, message: messages.JobMessage) -> messages.JobMessage | Disposition:
+    """The message with its claim-checked payload read from the bucket; or the job's end when it cannot be."""
+    try:
+        if CONFIG.bucket_name is None:
+            raise objects.ObjectStoreError("the worker has no bucket (ASYNC_JOB_BUCKET_NAME)", missing=True)
+        text = objects.get_text(CONFIG.bucket_name, str(message.payload_ref))
+    except objects.ObjectStoreError as error:
+        if not error.missing:
+            logger.exception(
+                "could not read the payload from the bucket; the message will be delivered again"
+            )
+            return REDELIVER
+        return run.fail("PayloadNotFound", error_message(f"The job's payload is gone: {error}"), final=True)
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        return run.fail("PayloadMismatch", "The stored payload is not a JSON object.", final=True)
+    return messages.JobMessage(job_id=message.job_id, payload=payload, payload_text=text)
+
+
+class _FileSaver:
+    """``job.save_file`` of a run: the file into the bucket, then the job's file list, fenced by the run id."""
+
+    def __init__(self, job_id: str, run_id: str, claimed: Job) -> None:
+        self.job_id = job_id
+        self.run_id = run_id
+        listed = json.loads(claimed.files) if claimed.files else []
+        self.files = {entry["name"]: objects.SavedFile.from_json(entry) for entry in listed}
+
+    def listing(self) -> str | None:
+        """The file list as the item keeps it (``files``), or None before any file."""
+        if not self.files:
+            return None
+        return json.dumps([file.to_json() for file in self.files.values()], separators=(",", ":"))
+
+    def __call__(self, name: str, data: bytes, content_type: str) -> None:
+        if CONFIG.bucket_name is None:
+            raise RuntimeError("job.save_file needs the API's bucket (ASYNC_JOB_BUCKET_NAME is not set)")
+        if name not in self.files and len(self.files) >= MAX_FILES:
+            raise ValueError(f"a job keeps at most {MAX_FILES} files")
+        objects.put(CONFIG.bucket_name, objects.file_key(self.job_id, name), data, content_type)
+        self.files[name] = objects.SavedFile(name, len(data), content_type)
+        if _store.record_files(self.job_id, self.run_id, str(self.listing())) is not WriteOutcome.APPLIED:
+            raise JobLeaseLostError(
+                f"job {self.job_id} is no longer held by this run; the file was not listed"
+            )
+        logger.info("file saved", extra={"file": name, "bytes": len(data)})
 
 
 def _claim(run: Run, message_id: str, *, last_delivery: bool) -> Job | Disposition:

@@ -89,7 +89,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 def test_quickstart_has_one_api_with_its_table_and_queues(synth: Synth) -> None:
     assert len(synth.of_type("AWS::ApiGateway::RestApi")) == 1
     assert len(synth.of_type("AWS::DynamoDB::Table")) == 1
-    assert len(synth.of_type("AWS::SQS::Queue")) == 2
+    assert len(synth.of_type("AWS::SQS::Queue")) == 3  # the job queue, its DLQ, the events DLQ
     assert set(synth.template["Outputs"]) >= {"JobsUrl", "CallerRoleArn"}
 
 

@@ -128,6 +128,10 @@ class Contract:
         self._check_headers(where, pointer, documented.get("headers") or {}, headers)
 
         content = documented.get("content") or {}
+        if not content:  # a response without a body (a redirect)
+            if response.get("body"):
+                raise ContractError(f"{where}: a body where the document gives none")
+            return Checked(operation["operationId"], status, None)
         media = (content_type or "").split(";")[0].strip().lower()
         if media not in content:
             raise ContractError(f"{where}: Content-Type {content_type!r} not documented ({sorted(content)})")

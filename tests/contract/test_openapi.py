@@ -79,6 +79,16 @@ class World:
     def delete(self, job_id: str) -> dict[str, Any]:
         return self.status.handler(delete_event(job_id), FakeLambdaContext())
 
+    def result(self, job_id: str) -> dict[str, Any]:
+        event = rest_event(
+            "GET",
+            content_type=None,
+            resource="/jobs/{id}/result",
+            path=f"/jobs/{job_id}/result",
+            path_parameters={"id": job_id},
+        )
+        return self.status.handler(event, FakeLambdaContext())
+
     def list(self, **query: str) -> dict[str, Any]:
         return self.status.handler(
             list_event({name: [value] for name, value in query.items()}), FakeLambdaContext()
@@ -160,6 +170,26 @@ def finished_then_deleted(world: World) -> dict[str, Any]:
     return world.delete(job_id)
 
 
+def result_after(handler: str, **environment: str) -> Callable[[World], dict[str, Any]]:
+    def run(world: World) -> dict[str, Any]:
+        for name, value in environment.items():
+            world._monkeypatch.setenv(name, value)
+        job_id = world.posted()
+        world.work(handler)
+        return world.result(job_id)
+
+    return run
+
+
+def stored_result_and_files(world: World) -> dict[str, Any]:
+    """GET /jobs/{id} of a job that saved files and whose result is in the bucket."""
+    world._monkeypatch.setenv("ASYNC_JOB_BUCKET_NAME", world.aws.bucket)
+    response = world.post(json.dumps({"files": {"a.csv": "1,2"}, "result_bytes": 500_000}))
+    job_id = str(body(response)["id"])
+    world.work("save_files")
+    return world.get(job_id)
+
+
 def a_page_of_every_state(world: World) -> dict[str, Any]:
     """GET /jobs over a queued, a running, a succeeded, a failed and a cancelled job, one page and a next."""
     for handler in ("succeed", "give_up"):
@@ -187,7 +217,7 @@ class Scenario:
     run: Callable[[World], dict[str, Any]]
 
 
-JOBS, JOB, LIST = "/{type}", "/jobs/{id}", "/jobs"
+JOBS, JOB, LIST, RESULT = "/{type}", "/jobs/{id}", "/jobs", "/jobs/{id}/result"
 UNKNOWN = str(uuid.uuid4())
 NO_TABLE = {"ASYNC_JOB_TABLE_NAME": "No-Such-Table"}
 
@@ -220,6 +250,24 @@ SCENARIOS: dict[str, Scenario] = {
         "idempotency-key-required",
         lambda w: w.function("submit", ASYNC_JOB_IDEMPOTENCY_KEY_REQUIRED="true").handler(
             post_event("{}"), FakeLambdaContext()
+        ),
+    ),
+    "post-400-invalid-callback-url": Scenario(
+        "POST",
+        JOBS,
+        400,
+        "invalid-callback-url",
+        lambda w: w.submit.handler(
+            post_event("{}", headers={"Callback-Url": "http://169.254.169.254/"}), FakeLambdaContext()
+        ),
+    ),
+    "post-202-with-callback": Scenario(
+        "POST",
+        JOBS,
+        202,
+        None,
+        lambda w: w.function("submit", ASYNC_JOB_WEBHOOK_ALLOWED_HOSTS='["hooks.example.com"]').handler(
+            post_event("{}", headers={"Callback-Url": "https://hooks.example.com/jobs"}), FakeLambdaContext()
         ),
     ),
     "post-409-idempotency-key-in-use": Scenario("POST", JOBS, 409, "idempotency-key-in-use", conflicting),
@@ -285,6 +333,52 @@ SCENARIOS: dict[str, Scenario] = {
         503,
         "service-unavailable",
         lambda w: w.function("status", **NO_TABLE).handler(get_event(UNKNOWN), FakeLambdaContext()),
+    ),
+    "get-200-succeeded-stored-result-and-files": Scenario("GET", JOB, 200, None, stored_result_and_files),
+    # ------------------------------------------------------------------------------ GET /jobs/{id}/result
+    "result-200": Scenario("GET", RESULT, 200, None, result_after("succeed")),
+    "result-303": Scenario(
+        "GET",
+        RESULT,
+        303,
+        None,
+        lambda w: (
+            w._monkeypatch.setenv("ASYNC_JOB_BUCKET_NAME", w.aws.bucket),
+            result_after("too_large")(w),
+        )[1],
+    ),
+    "result-400": Scenario("GET", RESULT, 400, "invalid-job-id", lambda w: w.result("nope")),
+    "result-404": Scenario("GET", RESULT, 404, "job-not-found", lambda w: w.result(UNKNOWN)),
+    "result-409": Scenario("GET", RESULT, 409, "job-not-succeeded", lambda w: w.result(w.posted())),
+    "result-500": Scenario(
+        "GET",
+        RESULT,
+        500,
+        "internal-error",
+        lambda w: w.status.handler(
+            broken_event(
+                rest_event(
+                    "GET", content_type=None, resource="/jobs/{id}/result", path=f"/jobs/{UNKNOWN}/result"
+                )
+            ),
+            FakeLambdaContext(),
+        ),
+    ),
+    "result-503": Scenario(
+        "GET",
+        RESULT,
+        503,
+        "service-unavailable",
+        lambda w: w.function("status", **NO_TABLE).handler(
+            rest_event(
+                "GET",
+                content_type=None,
+                resource="/jobs/{id}/result",
+                path=f"/jobs/{UNKNOWN}/result",
+                path_parameters={"id": UNKNOWN},
+            ),
+            FakeLambdaContext(),
+        ),
     ),
     # -------------------------------------------------------------------------------------- GET /jobs
     "list-200-empty": Scenario("GET", LIST, 200, None, lambda w: w.list()),
@@ -370,7 +464,11 @@ def test_only_gateway_answers_are_left_to_api_gateway() -> None:
     gateway = {(d.operation, d.status) for d in CONTRACT.documented() if d.answered_by_gateway}
 
     assert gateway == {
-        *((op, status) for op in ("submitJob", "getJob", "cancelJob") for status in (403, 429)),
+        *(
+            (op, status)
+            for op in ("submitJob", "getJob", "getJobResult", "cancelJob")
+            for status in (403, 429)
+        ),
         ("listJobs", 429),
     }
 
@@ -383,6 +481,7 @@ def test_documents_every_operation_and_the_security_scheme() -> None:
         ("POST", "/{type}"),
         ("GET", "/jobs"),
         ("GET", "/jobs/{id}"),
+        ("GET", "/jobs/{id}/result"),
         ("DELETE", "/jobs/{id}"),
     }
     assert CONTRACT.document["security"] == [{"sigv4": []}]
@@ -391,6 +490,7 @@ def test_documents_every_operation_and_the_security_scheme() -> None:
     assert parameters == [
         {"$ref": "#/components/parameters/JobType"},
         {"$ref": "#/components/parameters/IdempotencyKey"},
+        {"$ref": "#/components/parameters/CallbackUrl"},
     ]
 
 

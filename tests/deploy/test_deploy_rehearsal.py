@@ -56,6 +56,7 @@ KNOWN_UNSUPPORTED_TYPES: Final = frozenset(
         "AWS::ApiGateway::RequestValidator",
         "AWS::ApiGateway::Stage",
         "AWS::CDK::Metadata",
+        "AWS::S3::BucketPolicy",
         "AWS::SQS::QueuePolicy",
     }
 )
@@ -163,6 +164,10 @@ def physical(rehearsal: Rehearsal) -> dict[str, str]:
         elif kind == "AWS::DynamoDB::Table":
             table = rehearsal.client("dynamodb").describe_table(TableName=refs[logical])["Table"]
             refs[f"{logical}.Arn"] = table["TableArn"]
+            if "LatestStreamArn" in table:
+                refs[f"{logical}.StreamArn"] = table["LatestStreamArn"]
+        elif kind == "AWS::S3::Bucket":
+            refs[f"{logical}.Arn"] = f"arn:aws:s3:::{refs[logical]}"
         elif kind == "AWS::Logs::LogGroup":
             (group,) = rehearsal.client("logs").describe_log_groups(logGroupNamePrefix=refs[logical])[
                 "logGroups"
@@ -280,7 +285,7 @@ def test_every_function_exists_with_its_handler_runtime_memory_timeout_and_role(
     rehearsal: Rehearsal, resources: dict[str, dict[str, Any]], physical: dict[str, str]
 ) -> None:
     functions = of_type(resources, "AWS::Lambda::Function")
-    assert {role_of(resource) for resource in functions.values()} == set(_CONFIG_OF_ROLE)
+    assert {role_of(resource) for resource in functions.values()} == set(_CONFIG_OF_ROLE) | {Role.EVENTS}
     lambda_ = rehearsal.client("lambda")
     for logical, resource in functions.items():
         want = expected(resource["Properties"], rehearsal, physical)
@@ -319,6 +324,9 @@ def test_every_deployed_environment_is_one_its_runtime_starts_with(
         # THEN it names only the contract's variables and Powertools' settings
         unknown = {n for n in variables if n not in contract_names and not _POWERTOOLS_ENV.fullmatch(n)}
         assert not unknown, f"{logical}: not in lambda_handlers.contract.Env: {sorted(unknown)}"
+        if role_of(resource) not in _CONFIG_OF_ROLE:  # the events function reads its two variables itself
+            assert variables[Env.EVENT_BUS] == "default"
+            continue
         # AND the runtime's cold-start validation accepts it
         settings = config.load(_CONFIG_OF_ROLE[role_of(resource)], variables)
         assert settings.table_name == physical[of_role(resources, Role.TABLE)]
@@ -376,7 +384,8 @@ def test_every_event_source_mapping_connects_its_queue_to_its_function(
     rehearsal: Rehearsal, resources: dict[str, dict[str, Any]], physical: dict[str, str]
 ) -> None:
     mappings = of_type(resources, "AWS::Lambda::EventSourceMapping")
-    assert len(mappings) == 2  # the worker on the job queue, the dead-letter function on the DLQ
+    # the worker on the job queue, the dead-letter function on the DLQ, the events function on the table's stream
+    assert len(mappings) == 3
     lambda_ = rehearsal.client("lambda")
     for logical, resource in mappings.items():
         want = expected(resource["Properties"], rehearsal, physical)
@@ -400,7 +409,11 @@ def test_the_queues_exist_with_the_redrive_policy_of_the_template(
 ) -> None:
     sqs = rehearsal.client("sqs")
     queues = of_type(resources, "AWS::SQS::Queue")
-    assert {role_of(resource) for resource in queues.values()} == {Role.QUEUE, Role.DEAD_LETTER_QUEUE}
+    assert {role_of(resource) for resource in queues.values()} == {
+        Role.QUEUE,
+        Role.DEAD_LETTER_QUEUE,
+        Role.EVENTS_DEAD_LETTER_QUEUE,
+    }
     for logical, resource in queues.items():
         want = expected(resource["Properties"], rehearsal, physical)
         got = sqs.get_queue_attributes(QueueUrl=physical[logical], AttributeNames=["All"])["Attributes"]
@@ -453,7 +466,7 @@ def test_the_log_groups_exist_with_their_retention(
 ) -> None:
     logs = rehearsal.client("logs")
     groups = of_type(resources, "AWS::Logs::LogGroup")
-    assert len(groups) == 5  # four functions' and the stage's access log
+    assert len(groups) == 6  # five functions' and the stage's access log
     for logical, resource in groups.items():
         (group,) = logs.describe_log_groups(logGroupNamePrefix=physical[logical])["logGroups"]
         assert group.get("retentionInDays") == resource["Properties"].get("RetentionInDays"), logical
@@ -477,8 +490,8 @@ def test_every_role_has_the_inline_policy_of_its_template(
     iam = rehearsal.client("iam")
     policies = of_type(resources, "AWS::IAM::Policy")
     assert (
-        len(policies) == 4
-    )  # one per function's role: its grants on its log group, the table and the queues
+        len(policies) == 5
+    )  # one per function's role: its grants on its log group, the table, the queues and the bucket
     # known gap: moto's Fn::GetAtt of a log group's Arn lacks the ":*" that CloudFormation's ends with
     on_moto = dict(physical)
     for group in of_type(resources, "AWS::Logs::LogGroup"):
@@ -514,6 +527,7 @@ def test_the_api_has_its_iam_authorized_proxy_methods(
         ("POST", "/jobs"): ("AWS_IAM", "AWS_PROXY", submit),
         ("GET", "/jobs"): ("AWS_IAM", "AWS_PROXY", status),
         ("GET", "/jobs/{id}"): ("AWS_IAM", "AWS_PROXY", status),
+        ("GET", "/jobs/{id}/result"): ("AWS_IAM", "AWS_PROXY", status),
         ("DELETE", "/jobs/{id}"): ("AWS_IAM", "AWS_PROXY", status),
     }
 

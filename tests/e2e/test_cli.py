@@ -45,6 +45,8 @@ def test_submit_without_exit_when_done_keeps_serving_until_ctrl_c_which_kills_ru
         "--no-function-logs",
         "--submit",
         '{"mode": "ok", "steps": 2, "delay": 0.1}',
+        "--type",
+        "jobs",
     )
     try:
         jobs_url = cli.wait_for(r"^\s+AsyncJobE2E/Jobs: (http://\S+/jobs)$", 60)[1]

@@ -89,6 +89,10 @@ def replay(assembly: Path) -> dict[str, Any]:
                     GlobalSecondaryIndexes=properties.get("GlobalSecondaryIndexes", []),
                 )
                 refs[logical] = logical
+            elif resource["Type"] == "AWS::S3::Bucket":
+                boto3.client("s3").create_bucket(Bucket=logical.lower())
+                refs[logical] = logical.lower()
+                refs[f"{logical}.Arn"] = f"arn:aws:s3:::{logical.lower()}"
             elif resource["Type"] == "AWS::SQS::Queue":
                 refs[logical] = sqs.create_queue(QueueName=logical)["QueueUrl"]
                 refs[f"{logical}.Arn"] = (

@@ -84,6 +84,8 @@ def build_all_options_stack(app: cdk.App) -> cdk.Stack:
         max_concurrency=10,
         architecture=lambda_.Architecture.ARM_64,
         removal_policy=cdk.RemovalPolicy.DESTROY,
+        job_events="all",
+        webhook_allowed_hosts=["hooks.example.com", "*.partner.example.com"],
     )
     return stack
 

@@ -54,8 +54,9 @@ def test_sample_stack_template_matches_snapshot(
 
 def test_sample_stack_has_every_part_of_the_pattern(sample_template: dict[str, Any]) -> None:
     types = [r["Type"] for r in sample_template["Resources"].values()]
-    assert types.count("AWS::Lambda::Function") == 4
-    assert types.count("AWS::SQS::Queue") == 2
+    assert types.count("AWS::Lambda::Function") == 5  # submit, status, worker, dead-letter, events
+    assert types.count("AWS::SQS::Queue") == 3  # the job queue, its DLQ, the events' DLQ
+    assert types.count("AWS::S3::Bucket") == 1
     assert types.count("AWS::DynamoDB::Table") == 1
     assert types.count("AWS::ApiGateway::RestApi") == 1
     assert "JobsUrl" in sample_template["Outputs"]

@@ -14,9 +14,12 @@ from e2e_settings import (
     GREETING,
     MAX_PAYLOAD_BYTES,
     MAX_RECEIVE_COUNT,
+    OBJECTS_MAX_PAYLOAD_BYTES,
+    OBJECTS_TYPE,
     POLL_INTERVAL_SECONDS,
     TIMEOUT_SECONDS,
     VISIBILITY_TIMEOUT_SECONDS,
+    WEBHOOK_HOST,
 )
 
 from async_job_construct import AsyncJobApi
@@ -25,10 +28,11 @@ JOBS = Path(__file__).resolve().parent / "jobs"
 
 
 def build_app() -> cdk.App:
-    """One stack, one AsyncJobApi running ``e2e_jobs.run``."""
+    """One stack, one AsyncJobApi running ``e2e_jobs.run`` (type ``jobs``) and ``e2e_jobs.objects`` (type
+    ``objects``: large payloads, results and files)."""
     app = cdk.App()
     stack = cdk.Stack(app, "AsyncJobE2E")
-    AsyncJobApi(
+    api = AsyncJobApi(
         stack,
         "Jobs",
         handler="e2e_jobs.run",
@@ -39,6 +43,14 @@ def build_app() -> cdk.App:
         max_payload_bytes=MAX_PAYLOAD_BYTES,
         poll_interval=cdk.Duration.seconds(POLL_INTERVAL_SECONDS),
         environment={"E2E_GREETING": GREETING},
+        webhook_allowed_hosts=[WEBHOOK_HOST],
+    )
+    api.add_job_type(
+        OBJECTS_TYPE,
+        handler="e2e_jobs.objects",
+        code=lambda_.Code.from_asset(str(JOBS)),
+        timeout=cdk.Duration.seconds(30),
+        max_payload_bytes=OBJECTS_MAX_PAYLOAD_BYTES,
     )
     return app
 

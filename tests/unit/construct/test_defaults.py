@@ -189,6 +189,70 @@ def test_table_defaults(body: dict[str, Any]) -> None:
     }
 
 
+def test_the_bucket_is_encrypted_private_tls_only_and_expires_objects_with_their_jobs(
+    body: dict[str, Any],
+) -> None:
+    bucket_id, bucket = resource(body, API, "bucket")
+    properties = bucket["Properties"]
+    assert "BucketName" not in properties
+    encryption = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption == [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+    assert properties["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    rules = {rule["Prefix"]: rule for rule in properties["LifecycleConfiguration"]["Rules"]}
+    # job_ttl is 7 days by default: results and files 7 + 1, payloads 14 + 7 + 1
+    assert rules["jobs/"]["ExpirationInDays"] == 8
+    assert rules["payloads/"]["ExpirationInDays"] == 22
+    (policy,) = [
+        r["Properties"]
+        for r in body["Resources"].values()
+        if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": bucket_id}
+    ]
+    statements = policy["PolicyDocument"]["Statement"]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in statements
+    )
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        ("submit", {("s3:PutObject", "payloads/*")}),
+        ("status", {("s3:GetObject", "jobs/*")}),
+        ("worker", {("s3:GetObject", "payloads/*"), ("s3:PutObject", "jobs/*")}),
+        ("dead-letter", set()),
+    ],
+)
+def test_each_function_may_touch_only_its_prefix_of_the_bucket(
+    body: dict[str, Any], role: str, expected: set[tuple[str, str]]
+) -> None:
+    _, function = resource(body, API, role)
+    role_ref = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    bucket_id, _ = resource(body, API, "bucket")
+    granted = {
+        (statement["Action"], statement["Resource"]["Fn::Join"][1][1].lstrip("/"))
+        for policy in body["Resources"].values()
+        if policy["Type"] == "AWS::IAM::Policy"
+        and any(refers_to(r, role_ref) for r in policy["Properties"]["Roles"])
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if str(statement["Action"]).startswith("s3:")
+    }
+    assert granted == expected
+    for statement in [
+        s
+        for p in body["Resources"].values()
+        if p["Type"] == "AWS::IAM::Policy"
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if str(s["Action"]).startswith("s3:")
+    ]:
+        assert statement["Resource"]["Fn::Join"][1][0] == {"Fn::GetAtt": [bucket_id, "Arn"]}
+
+
 def test_the_status_function_may_query_the_owner_index_only(body: dict[str, Any]) -> None:
     _, function = resource(body, API, "status")
     role_ref = function["Properties"]["Role"]["Fn::GetAtt"][0]
@@ -208,10 +272,12 @@ def test_the_status_function_may_query_the_owner_index_only(body: dict[str, Any]
 
 
 def test_stateful_resources_are_retained_by_default(body: dict[str, Any]) -> None:
-    for role in ("queue", "dead-letter-queue", "table"):
+    for role in ("queue", "dead-letter-queue", "table", "bucket"):
         assert resource(body, API, role)[1]["DeletionPolicy"] == "Retain"
     log_groups = [r for r in body["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
-    assert len(log_groups) == 5  # one per function, and the API access logs
+    assert (
+        len(log_groups) == 6
+    )  # one per function (submit, status, worker, dead-letter, events), and the access logs
     for log_group in log_groups:
         assert log_group["DeletionPolicy"] == "Retain"
         assert log_group["Properties"]["RetentionInDays"] == 30
@@ -227,7 +293,7 @@ def test_no_hard_coded_physical_names(body: dict[str, Any]) -> None:
 
 def test_every_method_requires_iam_auth(body: dict[str, Any]) -> None:
     methods = [r["Properties"] for r in body["Resources"].values() if r["Type"] == "AWS::ApiGateway::Method"]
-    assert sorted(m["HttpMethod"] for m in methods) == ["DELETE", "GET", "GET", "POST"]
+    assert sorted(m["HttpMethod"] for m in methods) == ["DELETE", "GET", "GET", "GET", "POST"]
     assert all(m["AuthorizationType"] == "AWS_IAM" for m in methods)
 
 
@@ -263,12 +329,18 @@ _SQS_EVENT_SOURCE = {
     [
         (
             "submit",
-            {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "sqs:SendMessage"}
+            {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "sqs:SendMessage", "s3:PutObject"}
             | _LOGS
             | _TRACING,
         ),
-        ("status", {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"} | _LOGS | _TRACING),
-        ("worker", {"dynamodb:UpdateItem"} | _SQS_EVENT_SOURCE | _LOGS | _TRACING),
+        (
+            "status",
+            {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "s3:GetObject"} | _LOGS | _TRACING,
+        ),
+        (
+            "worker",
+            {"dynamodb:UpdateItem", "s3:GetObject", "s3:PutObject"} | _SQS_EVENT_SOURCE | _LOGS | _TRACING,
+        ),
         ("dead-letter", {"dynamodb:GetItem", "dynamodb:UpdateItem"} | _SQS_EVENT_SOURCE | _LOGS | _TRACING),
     ],
 )
@@ -281,5 +353,5 @@ def test_each_role_holds_exactly_what_its_function_uses(
 
 def test_no_role_carries_a_managed_policy(body: dict[str, Any]) -> None:
     roles = [r["Properties"] for r in body["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
-    assert len(roles) == 4
+    assert len(roles) == 5
     assert all("ManagedPolicyArns" not in role for role in roles)

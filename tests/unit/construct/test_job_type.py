@@ -67,7 +67,7 @@ def test_each_type_is_submitted_at_its_own_route_and_every_job_read_at_jobs(synt
         for logical_id, r in synth.body["Resources"].items()
         if r["Type"] == "AWS::ApiGateway::Resource" and r["Properties"]["RestApiId"] == {"Ref": api_id}
     }
-    assert sorted(resources.values()) == ["jobs", "reports", "thumbnails", "{id}"]
+    assert sorted(resources.values()) == ["jobs", "reports", "result", "thumbnails", "{id}"]
     methods = {
         (resources[m["ResourceId"]["Ref"]], m["HttpMethod"])
         for m in _of_type(synth.body, "AWS::ApiGateway::Method")
@@ -79,6 +79,7 @@ def test_each_type_is_submitted_at_its_own_route_and_every_job_read_at_jobs(synt
         ("jobs", "GET"),
         ("{id}", "GET"),
         ("{id}", "DELETE"),
+        ("result", "GET"),
     }
     submit_id, _ = resource(synth.body, MEDIA, "submit")
     assert synth.thumbs.submit_method.node.path.endswith("/thumbnails/POST")
@@ -145,7 +146,16 @@ def test_per_type_resources_are_marked_with_their_type(synth: Synthesized) -> No
         for name in ("reports", "thumbnails")
     )
     shared = sorted(m["role"] for m in marks if "jobType" not in m)
-    assert shared == ["api", "dead-letter", "status", "submit", "table"]
+    assert shared == [
+        "api",
+        "bucket",
+        "dead-letter",
+        "events",
+        "events-dead-letter-queue",
+        "status",
+        "submit",
+        "table",
+    ]
 
 
 def test_submit_sends_to_every_queue_and_the_dead_letter_consumer_reads_every_dlq(synth: Synthesized) -> None:

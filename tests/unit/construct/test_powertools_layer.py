@@ -25,7 +25,7 @@ from async_job_construct.defaults import (
 from tests.unit.construct.helpers import TEAM_CODE, from_stack
 
 ROOT = Path(__file__).resolve().parents[3]
-ROLES = ("submit", "status", "dead-letter", "worker")
+ROLES = ("submit", "status", "dead-letter", "worker", "events")
 LAYER = f"layer:AWSLambdaPowertoolsPythonV3-python314-x86_64:{POWERTOOLS_LAYER_VERSION}"
 
 

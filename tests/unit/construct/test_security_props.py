@@ -83,7 +83,7 @@ def _job_methods(body: dict[str, Any], api_path: str) -> list[dict[str, Any]]:
 
 def test_cognito_auth_uses_a_user_pool_authorizer_with_scopes(synth: Synthesized) -> None:
     methods = _job_methods(synth.body, "Stack/Cognito")
-    assert sorted(m["HttpMethod"] for m in methods) == ["DELETE", "GET", "GET", "POST"]
+    assert sorted(m["HttpMethod"] for m in methods) == ["DELETE", "GET", "GET", "GET", "POST"]
     assert all(m["AuthorizationType"] == "COGNITO_USER_POOLS" for m in methods)
     assert all(m["AuthorizationScopes"] == ["jobs/submit"] for m in methods)
     (authorizer,) = _children(synth.body, "Stack/Cognito", "AWS::ApiGateway::Authorizer")

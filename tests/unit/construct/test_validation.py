@@ -60,7 +60,7 @@ def test_fails_if_visibility_timeout_is_over_twelve_hours() -> None:
         ("batch_size", 11, r"^batch_size must be a whole number between 1 and 10 inclusive \(given 11\)"),
         ("max_concurrency", 1, r"^max_concurrency must be a whole number between 2 and 1000 .*given 1"),
         ("memory_size", 64, r"^memory_size must be a whole number between 128 and 10240 .*given 64"),
-        ("max_payload_bytes", 2 * 1024 * 1024, r"^max_payload_bytes .*between 1 and 1047552 .*given 2097152"),
+        ("max_payload_bytes", 6 * 1024 * 1024, r"^max_payload_bytes .*between 1 and 5242880 .*given 6291456"),
         ("max_payload_bytes", 0, r"^max_payload_bytes .*given 0"),
         (
             "job_ttl",

@@ -45,6 +45,9 @@ class Aws:
     queue_arn: str
     dlq_url: str
     dlq_arn: str
+    #: A bucket for results, files and payloads; the functions use it only when a test sets
+    #: ``ASYNC_JOB_BUCKET_NAME`` to it (``with_bucket``).
+    bucket: str = "jobs-bucket"
 
     @property
     def store(self) -> JobStore:
@@ -181,6 +184,7 @@ def aws(
         dynamodb.update_time_to_live(
             TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
         )
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket="jobs-bucket")
         dlq_url = sqs.create_queue(QueueName="Jobs-DeadLetterQueue")["QueueUrl"]
         dlq_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:Jobs-DeadLetterQueue"
         redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}

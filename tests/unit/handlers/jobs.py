@@ -126,3 +126,11 @@ def sized_then_give_up(payload: dict[str, Any], job: JobContext) -> Any:
     CALLS.append((payload, job))
     job.report_progress(100, "all done, or so it seemed")
     raise JobFailedError("the report was empty")
+
+
+def save_files(payload: dict[str, Any], job: JobContext) -> Any:
+    """Save ``payload["files"]`` (name -> text), then return ``payload["result_bytes"]`` bytes of JSON string."""
+    CALLS.append((payload, job))
+    for name, text in payload.get("files", {}).items():
+        job.save_file(name, text, "text/csv")
+    return "x" * (payload.get("result_bytes", 10) - 2)

@@ -37,6 +37,7 @@ def test_reads_every_kind() -> None:
         metrics_namespace="AsyncJobs",
         job_types={"jobs": JobTypeConfig("jobs", SUBMIT["ASYNC_JOB_QUEUE_URL"], 262_144)},
         ttl_seconds=604_800,
+        bucket_name=None,
         retry_after_seconds=5,
     )
     assert load(StatusConfig, {**COMMON, "ASYNC_JOB_RETRY_AFTER_SECONDS": "5"}).operators == frozenset()
@@ -47,6 +48,7 @@ def test_reads_every_kind() -> None:
         900,
     )
     assert load(DeadLetterConfig, COMMON).table_name == "Jobs-Table"
+    assert load(WorkerConfig, {**WORKER, "ASYNC_JOB_BUCKET_NAME": "jobs-bucket"}).bucket_name == "jobs-bucket"
 
 
 def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,7 +82,7 @@ def test_fails_if_a_worker_variable_is_blank(name: str) -> None:
     ("name", "value"),
     [
         ("ASYNC_JOB_MAX_PAYLOAD_BYTES", "0"),
-        ("ASYNC_JOB_MAX_PAYLOAD_BYTES", "1047553"),
+        ("ASYNC_JOB_MAX_PAYLOAD_BYTES", "5242881"),
         ("ASYNC_JOB_MAX_PAYLOAD_BYTES", "256KB"),
         ("ASYNC_JOB_TTL_SECONDS", "-1"),
         ("ASYNC_JOB_TTL_SECONDS", "1.5"),

@@ -98,7 +98,7 @@ def test_dead_letter_without_job_types_reads_the_legacy_attempts(
         (json.dumps({"reports": {**TYPES["reports"], "timeout": 3}}), "has unknown key 'timeout'"),
         (json.dumps({"reports": {**TYPES["reports"], "queueUrl": "Queue"}}), "queueUrl must be an SQS"),
         (json.dumps({"reports": {**TYPES["reports"], "maxPayloadBytes": "2"}}), "maxPayloadBytes must be"),
-        (json.dumps({"reports": {**TYPES["reports"], "maxPayloadBytes": 1_047_553}}), "maxPayloadBytes must"),
+        (json.dumps({"reports": {**TYPES["reports"], "maxPayloadBytes": 5_242_881}}), "maxPayloadBytes must"),
         (json.dumps({"reports": {**TYPES["reports"], "maxReceiveCount": True}}), "maxReceiveCount must be"),
         (json.dumps({"reports": {**TYPES["reports"], "maxReceiveCount": 0}}), "maxReceiveCount must be"),
     ],
