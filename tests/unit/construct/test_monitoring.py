@@ -7,6 +7,7 @@ type added later; everything but alarms off and no job events). The failing case
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -136,8 +137,6 @@ def test_every_alarm_treats_missing_data_as_not_breaching_and_points_at_its_runb
 
 
 def test_the_runbook_has_a_section_for_every_alarm_anchor(synth: Synthesized) -> None:
-    from pathlib import Path
-
     runbook = (Path(__file__).resolve().parents[3] / RUNBOOK).read_text()
     for alarm in synth.of_type("AWS::CloudWatch::Alarm").values():
         anchor = alarm["Properties"]["AlarmDescription"].rsplit("#", 1)[1]
@@ -534,3 +533,72 @@ def test_an_alarm_action_is_any_ialarmaction(bare_api: AsyncJobApi) -> None:
     monitoring = _monitor(bare_api, dashboard=False, log_queries=False, alarm_actions=[action])
     assert monitoring.alarm_actions == (action,)
     assert isinstance(monitoring.alarms[0], cloudwatch.Alarm)
+
+
+# ------------------------------------------------------------------------------------------------ scanners
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A stack of an API with every monitoring feature and an SNS action, judged as tests/security judges."""
+    from tests.security.test_scanners import REPORT_CONTEXT, synth_with_nag
+
+    outdir = tmp_path_factory.mktemp("monitored")
+    app = cdk.App(outdir=str(outdir), context=REPORT_CONTEXT)
+    stack = cdk.Stack(app, "Monitored")
+    api = AsyncJobApi(stack, "Jobs", handler="reports.generate", code=TEAM_CODE)
+    topic = sns.Topic(stack, "OnCall", enforce_ssl=True, master_key=None)
+    JobMonitoring(api, "Monitoring", api=api, options=MonitoringOptions(alarm_topic=topic))
+    return synth_with_nag(app, "Monitored", outdir)
+
+
+def _monitoring_resources(template: Path) -> dict[str, dict[str, Any]]:
+    body = json.loads(template.read_text())
+    kinds = {"AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard", "AWS::Logs::QueryDefinition"}
+    return {k: r for k, r in body["Resources"].items() if r["Type"] in kinds}
+
+
+def test_scanners_find_nothing_in_the_monitoring(scanned: Any, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    assert len(_monitoring_resources(scanned.template)) == 10 + 1 + 5
+    # cdk-nag: no finding on a monitoring resource (the topic is the test's own).
+    assert [v for v in scanned.nag_violations if any("/Monitoring/" in p for p in v["paths"])] == []
+    lint = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), str(scanned.template)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (lint.returncode, lint.stdout) == (0, ""), lint.stdout + lint.stderr
+    checkov = Path(__file__).resolve().parents[3] / ".tools" / "checkov" / "bin" / "checkov"
+    if not checkov.exists():
+        pytest.skip("checkov is missing: run scripts/setup")
+    result = subprocess.run(
+        [
+            str(checkov),
+            "-f",
+            str(scanned.template),
+            "--framework",
+            "cloudformation",
+            "--skip-download",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+    )
+    report = json.loads(result.stdout)
+    report = report[0] if isinstance(report, list) else report
+    ours = set(_monitoring_resources(scanned.template))
+    failed = [
+        (f["check_id"], f["resource"])
+        for f in report["results"]["failed_checks"]
+        if f["resource"].split(".", 1)[-1] in ours
+    ]
+    assert failed == []
