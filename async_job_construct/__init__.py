@@ -5,6 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 from async_job_construct.async_job_api import AsyncJobApi
 from async_job_construct.auth import JobApiAuth, JobApiAuthKind
 from async_job_construct.job_type import JobType
+from async_job_construct.monitoring import AlarmOverride, JobAlarm, JobMonitoring, MonitoringOptions
 from async_job_construct.validation import PropValueError
 
 try:
@@ -13,4 +14,14 @@ try:
 except PackageNotFoundError:  # a source tree on sys.path without an install (no metadata to read)
     __version__ = "0+unknown"
 
-__all__ = ["AsyncJobApi", "JobApiAuth", "JobApiAuthKind", "JobType", "PropValueError"]
+__all__ = [
+    "AlarmOverride",
+    "AsyncJobApi",
+    "JobAlarm",
+    "JobApiAuth",
+    "JobApiAuthKind",
+    "JobMonitoring",
+    "JobType",
+    "MonitoringOptions",
+    "PropValueError",
+]

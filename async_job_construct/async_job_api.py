@@ -26,6 +26,7 @@ from async_job_construct.bucket import JobBucket
 from async_job_construct.functions import FunctionFactory, FunctionOptions
 from async_job_construct.gateway import GatewayOptions, JobGateway
 from async_job_construct.job_type import JobType
+from async_job_construct.monitoring import JobMonitoring, MonitoringOptions
 from async_job_construct.props import ApiProps, refuse_partial_single_type
 from async_job_construct.push import PushOptions
 from async_job_construct.runtime_assets import runtime_assets
@@ -99,6 +100,7 @@ class AsyncJobApi(Construct):
         event_bus: events.IEventBus | None = None,
         webhook_allowed_hosts: Sequence[str] | None = None,
         webhook_max_attempts: int = 8,
+        monitoring: MonitoringOptions | None = None,
         worker_policy_statements: Sequence[iam.PolicyStatement] | None = None,
         powertools_layer: lambda_.ILayerVersion | None = None,
         powertools_layer_version: int | str | None = None,
@@ -152,6 +154,10 @@ class AsyncJobApi(Construct):
             goes there when the job ends. Default: none (the header is refused).
         webhook_max_attempts
             Deliveries of a webhook before it is given up (``FAILED`` on the job). Default: 8, over about 2 hours.
+        monitoring
+            Alarms, a dashboard and saved Logs Insights queries (docs/operations.md), e.g.
+            ``MonitoringOptions(alarm_topic=topic)``; ``MonitoringOptions(alarms=False, dashboard=False,
+            log_queries=False)`` for none. Default: all three, with no alarm action.
         powertools_layer
             The Powertools v3 layer of every function. Default: the public layer for each runtime and architecture.
         powertools_layer_version
@@ -235,6 +241,8 @@ class AsyncJobApi(Construct):
         self.cloud_watch_role: bool = props.cloud_watch_role
         self._job_types: dict[str, JobType] = {}
         self._invokers: list[iam.IGrantable] = []
+        #: The alarms, dashboard and saved queries (docs/operations.md); set at the end of construction.
+        self.monitoring: JobMonitoring | None = None
 
         self.table: dynamodb.ITable = status_table(
             self, table, encryption_key=self.encryption_key, removal_policy=self.removal_policy
@@ -289,6 +297,8 @@ class AsyncJobApi(Construct):
         self.webhook_queue: sqs.IQueue | None = self._shared.push.webhook_queue
         self.webhook_function: lambda_.Function | None = self._shared.push.webhook_function
         self.webhook_secret: secretsmanager.ISecret | None = self._shared.push.webhook_secret
+        #: Stream records the events function gave up on (None with ``job_events="none"``).
+        self.events_dead_letter_queue: sqs.IQueue | None = self._shared.push.events_dead_letter_queue
         self.runtime_layer: lambda_.LayerVersion = self._shared.runtime_layer
         self.submit_function: lambda_.Function = self._shared.submit_function
         self.status_function: lambda_.Function = self._shared.status_function
@@ -326,6 +336,7 @@ class AsyncJobApi(Construct):
         #: The ``/jobs`` URL (``POST`` for the type ``jobs``; ``/jobs/{id}`` below it for every job).
         self.url: str = self.api.url_for_path(f"/{JOBS_PATH}")
         self.node.add_validation(_HasJobTypes(self))
+        self.monitoring = JobMonitoring(self, "Monitoring", api=self, options=monitoring)
 
     # --------------------------------------------------------------------------------------------- job types
 
@@ -394,6 +405,8 @@ class AsyncJobApi(Construct):
         self._job_types[job_type.name] = job_type
         for grantee in self._invokers:
             job_type.grant_submit(grantee)
+        if self.monitoring is not None:
+            self.monitoring.add_job_type(job_type)
 
     @property
     def job_types(self) -> Mapping[str, JobType]:

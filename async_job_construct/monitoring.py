@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Final
 
 import jsii
 from aws_cdk import Duration, IStableListProducer, Lazy, Token
@@ -728,13 +728,8 @@ class JobMonitoring(Construct):
 
 
 def _events_dead_letter_queue(api: AsyncJobApi) -> sqs.IQueue | None:
-    """The events function's dead-letter queue: the API's attribute when it has one, else its push part's."""
-    queue = getattr(api, "events_dead_letter_queue", None)
-    if queue is None:
-        queue = getattr(
-            getattr(getattr(api, "_shared", None), "push", None), "events_dead_letter_queue", None
-        )
-    return cast("sqs.IQueue", queue) if hasattr(queue, "queue_arn") else None
+    """The events function's dead-letter queue (None with ``job_events="none"``)."""
+    return api.events_dead_letter_queue
 
 
 def _merge(base: AlarmOverride, over: AlarmOverride | None) -> AlarmOverride:

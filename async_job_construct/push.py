@@ -124,6 +124,7 @@ class JobPush:
         self.webhook_function: lambda_.Function | None = None
         self.webhook_queue: sqs.Queue | None = None
         self.webhook_secret: secretsmanager.Secret | None = None
+        self.events_dead_letter_queue: sqs.Queue | None = None
         if options.job_events == "none":
             return
         assert callable(create)
@@ -162,11 +163,11 @@ class JobPush:
             if options.encryption_key is not None:
                 options.encryption_key.grant(function, "kms:GenerateDataKey", "kms:Decrypt")
         #: Records Lambda gave up on (after its retries), kept 14 days: no event is lost unseen.
-        self.events_dead_letter_queue = create_queue(
+        self.events_dead_letter_queue = events_dlq = create_queue(
             scope, "EventsDeadLetterQueue", queues, visibility=Duration.seconds(60), dead_letter=None
         )
-        mark(self.events_dead_letter_queue, api=scope, role=Role.EVENTS_DEAD_LETTER_QUEUE)
-        Validations.of(self.events_dead_letter_queue).acknowledge(
+        mark(events_dlq, api=scope, role=Role.EVENTS_DEAD_LETTER_QUEUE)
+        Validations.of(events_dlq).acknowledge(
             Acknowledgment(
                 id="AwsSolutions::AwsSolutions-SQS3",
                 reason="It is a dead-letter queue: the on-failure destination of the stream's event source "
@@ -196,7 +197,7 @@ class JobPush:
                 retry_attempts=20,
                 report_batch_item_failures=True,
                 filters=[lambda_.FilterCriteria.filter(_as_filter(stream_filter(options.job_events)))],
-                on_failure=sources.SqsDlq(self.events_dead_letter_queue),
+                on_failure=sources.SqsDlq(events_dlq),
             )
         )
 

@@ -56,6 +56,8 @@ KNOWN_UNSUPPORTED_TYPES: Final = frozenset(
         "AWS::ApiGateway::RequestValidator",
         "AWS::ApiGateway::Stage",
         "AWS::CDK::Metadata",
+        "AWS::CloudWatch::Alarm",
+        "AWS::Logs::QueryDefinition",
         "AWS::S3::BucketPolicy",
         "AWS::SQS::QueuePolicy",
     }

@@ -237,11 +237,15 @@ def test_single_type_attributes_name_job_types_when_there_are_several(
         getattr(synth.media, attribute)
 
 
-def test_each_extra_type_adds_at_most_15_resources(synth: Synthesized) -> None:
-    def count(prefix: str) -> int:
-        return sum(logical_id.startswith(prefix) for logical_id in synth.body["Resources"])
+def test_each_extra_type_adds_at_most_15_resources_and_its_7_alarms(synth: Synthesized) -> None:
+    def count(prefix: str, alarms: bool) -> int:
+        return sum(
+            logical_id.startswith(prefix) and (resource["Type"] == "AWS::CloudWatch::Alarm") == alarms
+            for logical_id, resource in synth.body["Resources"].items()
+        )
 
-    assert count("Two") - count("One") <= 15
+    assert count("Two", alarms=False) - count("One", alarms=False) <= 15
+    assert count("Two", alarms=True) - count("One", alarms=True) == 7
 
 
 # --------------------------------------------------------------------------------------------- refusals

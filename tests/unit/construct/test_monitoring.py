@@ -33,17 +33,23 @@ API_WIDE = {JobAlarm.EVENTS_DEAD_LETTER_MESSAGES, JobAlarm.API_SERVER_ERROR_RATE
 PER_TYPE = set(JobAlarm) - API_WIDE
 
 
+#: The API's built-in monitoring switched off, so that each test's own JobMonitoring is the only one.
+OFF = MonitoringOptions(alarms=False, dashboard=False, log_queries=False)
+
+
 class Synthesized:
     def __init__(self) -> None:
         app = cdk.App()
         self.stack = cdk.Stack(app, "Stack")
         # All defaults: the single-type form, job events on.
-        self.jobs = AsyncJobApi(self.stack, "Jobs", handler="reports.generate", code=TEAM_CODE)
+        self.jobs = AsyncJobApi(
+            self.stack, "Jobs", handler="reports.generate", code=TEAM_CODE, monitoring=OFF
+        )
         self.jobs_monitoring = JobMonitoring(self.stack, "JobsMonitoring", api=self.jobs)
         # Two types, an SNS topic and another action, overrides, and a third type added after the monitoring.
         self.topic = sns.Topic(self.stack, "OnCall", enforce_ssl=True)
         self.other_topic = sns.Topic(self.stack, "Other", enforce_ssl=True)
-        self.media = AsyncJobApi(self.stack, "Media")
+        self.media = AsyncJobApi(self.stack, "Media", monitoring=OFF)
         self.media.add_job_type("reports", handler="reports.generate", code=TEAM_CODE)
         self.media.add_job_type(
             "thumbnails", handler="thumbs.make", code=TEAM_CODE, timeout=cdk.Duration.minutes(1)
@@ -74,7 +80,9 @@ class Synthesized:
         self.late = self.media.add_job_type("late", handler="late.run", code=TEAM_CODE)
         self.media_monitoring.add_job_type(self.late)
         # Alarms only, no job events: no events dead-letter queue to watch.
-        self.quiet = AsyncJobApi(self.stack, "Quiet", handler="m.f", code=TEAM_CODE, job_events="none")
+        self.quiet = AsyncJobApi(
+            self.stack, "Quiet", handler="m.f", code=TEAM_CODE, job_events="none", monitoring=OFF
+        )
         self.quiet_monitoring = JobMonitoring(
             self.stack,
             "QuietMonitoring",
@@ -424,7 +432,7 @@ def test_the_504_query_looks_for_status_504_newest_first(synth: Synthesized) -> 
 def bare_api() -> AsyncJobApi:
     """An API to hang failing monitorings on (built, never synthesized)."""
     stack = cdk.Stack(cdk.App(), "Failing")
-    return AsyncJobApi(stack, "Api", handler="m.f", code=TEAM_CODE)
+    return AsyncJobApi(stack, "Api", handler="m.f", code=TEAM_CODE, monitoring=OFF)
 
 
 _counter = iter(range(1000))
@@ -546,9 +554,14 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> Any:
     outdir = tmp_path_factory.mktemp("monitored")
     app = cdk.App(outdir=str(outdir), context=REPORT_CONTEXT)
     stack = cdk.Stack(app, "Monitored")
-    api = AsyncJobApi(stack, "Jobs", handler="reports.generate", code=TEAM_CODE)
     topic = sns.Topic(stack, "OnCall", enforce_ssl=True, master_key=None)
-    JobMonitoring(api, "Monitoring", api=api, options=MonitoringOptions(alarm_topic=topic))
+    AsyncJobApi(
+        stack,
+        "Jobs",
+        handler="reports.generate",
+        code=TEAM_CODE,
+        monitoring=MonitoringOptions(alarm_topic=topic),
+    )
     return synth_with_nag(app, "Monitored", outdir)
 
 
@@ -602,3 +615,18 @@ def test_scanners_find_nothing_in_the_monitoring(scanned: Any, tmp_path: Path) -
         if f["resource"].split(".", 1)[-1] in ours
     ]
     assert failed == []
+
+
+def test_every_api_has_its_monitoring_by_default_and_types_added_later_join_it() -> None:
+    app = cdk.App()
+    stack = cdk.Stack(app, "Defaults", env=cdk.Environment(account="111111111111", region="us-east-1"))
+    api = AsyncJobApi(stack, "Jobs", handler="reports.generate", code=TEAM_CODE)
+    api.add_job_type("thumbnails", handler="thumbs.make", code=TEAM_CODE)
+
+    template = Template.from_stack(stack)
+
+    assert isinstance(api.monitoring, JobMonitoring)
+    assert set(api.monitoring.job_type_alarms) == {"jobs", "thumbnails"}
+    template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+    template.resource_count_is("AWS::Logs::QueryDefinition", 5)
+    assert len(template.find_resources("AWS::CloudWatch::Alarm")) == len(api.monitoring.alarms)
