@@ -11,6 +11,7 @@ server for the whole app.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,10 @@ class _Resource:
 
 def _warn(message: str) -> None:
     print(f"async-job local: warning: {message}", file=sys.stderr)
+
+
+#: How long stopping waits for the pollers, all together, before the environments' processes are gone anyway.
+_STOP_SECONDS: Final = 3.0
 
 
 class LocalRuntime:
@@ -219,12 +224,16 @@ class LocalRuntime:
             self.server = None
         for function in self.functions.values():
             function.close()
-        for source in self.event_sources:
-            source.join(timeout=3)
-        for stream in self.stream_sources:
-            stream.join(timeout=3)
-        for watcher in self.event_watchers:
-            watcher.join(timeout=3)
+        # One deadline for every poller (they were all told to stop above): an app of many queues stops in the
+        # same 3 s as an app of one, not 3 s per poller.
+        deadline = time.monotonic() + _STOP_SECONDS
+        pollers: list[SqsEventSource | StreamEventSource | EventBusWatcher] = [
+            *self.event_sources,
+            *self.stream_sources,
+            *self.event_watchers,
+        ]
+        for poller in pollers:
+            poller.join(timeout=max(0.0, deadline - time.monotonic()))
         self.event_watchers = []
         if self._event_log is not None:
             self._event_log.close()

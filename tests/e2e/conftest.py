@@ -122,6 +122,11 @@ class CliProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        # The reader ends at the pipe's end of file; only then is the pipe closed, by this thread: a pipe closed
+        # by the garbage collector under a reading thread frees its descriptor number while it is still in use.
+        self._reader.join(10)
+        if self.process.stdout is not None and not self._reader.is_alive():
+            self.process.stdout.close()
 
 
 class E2eRuntime:
