@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any, Final
@@ -88,7 +89,10 @@ class EventBusWatcher:
         self.backend = backend
         self.bus = bus_name_of(bus)
         self.log = log
-        self.rule_name = local_name("async-job-local-events", self.bus, limit=64)
+        # Names of this watcher's own: two runtimes in one process share moto's state, and a rule or queue of the
+        # same name would be shared too (one watcher would take the other's events).
+        self._instance = f"-{uuid.uuid4().hex[:8]}"
+        self.rule_name = local_name("async-job-local-events", self.bus, limit=64, suffix=self._instance)
         self._queue_url: str | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -99,7 +103,7 @@ class EventBusWatcher:
         rule_arn = events.put_rule(
             Name=self.rule_name, EventBusName=self.bus, EventPattern=json.dumps(ALL_EVENTS), State="ENABLED"
         )["RuleArn"]
-        queue_name = local_name("async-job-local-events", self.bus, limit=80)
+        queue_name = local_name("async-job-local-events", self.bus, limit=80, suffix=self._instance)
         policy = {  # what EventBridge needs to send to the queue in AWS (moto does not check it)
             "Version": "2012-10-17",
             "Statement": [

@@ -247,3 +247,31 @@ def test_a_stopped_watcher_delivers_what_is_left_and_removes_its_rule_and_queue(
 def test_bus_names_are_read_from_arns() -> None:
     assert bus_name_of("arn:aws:events:eu-west-1:123456789012:event-bus/my-bus") == "my-bus"
     assert bus_name_of("my-bus") == "my-bus"
+
+
+def test_two_watchers_of_one_bus_in_one_process_each_see_every_event(started: Runtime) -> None:
+    # GIVEN two watchers of the same bus on one backend (two runtimes of one process share moto's state)
+    backend = started.runtime.backend
+    backend.ensure_event_bus("shared-bus")
+    logs = [Collected(), Collected()]
+    watchers = [EventBusWatcher(backend, "shared-bus", log) for log in logs]
+    for watcher in watchers:
+        watcher.start()
+
+    # WHEN an event is put on the bus
+    entry = {
+        "Source": "async-job",
+        "DetailType": "Job Succeeded",
+        "Detail": "{}",
+        "EventBusName": "shared-bus",
+    }
+    _client(started.runtime).put_events(Entries=[entry])
+    for watcher in watchers:
+        watcher.stop()
+        watcher.join(5)
+
+    # THEN each watcher got it (their rules and queues are their own, not one shared by name)
+    assert [[event["detail-type"] for event in log.seen] for log in logs] == [
+        ["Job Succeeded"],
+        ["Job Succeeded"],
+    ]
