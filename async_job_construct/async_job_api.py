@@ -153,7 +153,7 @@ class AsyncJobApi(Construct):
             Hosts a caller may name in ``Callback-Url`` (``hooks.example.com``, or ``*.example.com``); a signed POST
             goes there when the job ends. Default: none (the header is refused).
         webhook_max_attempts
-            Deliveries of a webhook before it is given up (``FAILED`` on the job). Default: 8, over about 2 hours.
+            Deliveries of a webhook before it is given up (``FAILED`` on the job). Default: 8 (7 waits of 30 s doubling: about 64 minutes).
         monitoring
             Alarms, a dashboard and saved Logs Insights queries (docs/operations.md), e.g.
             ``MonitoringOptions(alarm_topic=topic)``; ``MonitoringOptions(alarms=False, dashboard=False,

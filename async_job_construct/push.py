@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
 from aws_cdk import Acknowledgment, Annotations, Duration, RemovalPolicy, Validations
@@ -30,7 +30,10 @@ from async_job_construct.validation import PropValueError, check_int_range
 from lambda_handlers.contract import Env, Role
 from lambda_handlers.models import JobStatus
 
-__all__ = ["JOB_EVENTS", "JobPush", "PushOptions"]
+__all__ = ["JOB_EVENTS", "CreateFunction", "JobPush", "PushOptions"]
+
+#: Makes one of the API's functions: ``create(id, role, handler, variables)`` (``SharedFunctions``' maker).
+CreateFunction = Callable[[str, str, str, Mapping[str, str]], lambda_.Function]
 
 #: What ``job_events`` may say: ``terminal`` (SUCCEEDED, FAILED, CANCELLED), ``all`` (every change), ``none``.
 JOB_EVENTS: Final = ("terminal", "all", "none")
@@ -118,7 +121,7 @@ class JobPush:
         options: PushOptions,
         *,
         table: dynamodb.ITable,
-        create: object,
+        create: CreateFunction,
     ) -> None:
         self.events_function: lambda_.Function | None = None
         self.webhook_function: lambda_.Function | None = None
@@ -127,7 +130,6 @@ class JobPush:
         self.events_dead_letter_queue: sqs.Queue | None = None
         if options.job_events == "none":
             return
-        assert callable(create)
         if table.table_stream_arn is None and not options.explicit:
             Annotations.of(scope).add_warning_v2(
                 "async-job:no-job-events",
@@ -149,7 +151,7 @@ class JobPush:
             Env.EVENT_BUS: "default" if options.event_bus is None else options.event_bus.event_bus_name
         }
         if options.webhook_allowed_hosts:
-            self._webhooks(scope, options, queues, table, create)
+            self._webhooks(scope, options, queues, create)
             assert self.webhook_queue is not None
             variables[Env.WEBHOOK_QUEUE_URL] = self.webhook_queue.queue_url
         function: lambda_.Function = create(
@@ -196,7 +198,7 @@ class JobPush:
                 bisect_batch_on_error=True,
                 retry_attempts=20,
                 report_batch_item_failures=True,
-                filters=[lambda_.FilterCriteria.filter(_as_filter(stream_filter(options.job_events)))],
+                filters=[lambda_.FilterCriteria.filter(stream_filter(options.job_events))],
                 on_failure=sources.SqsDlq(events_dlq),
             )
         )
@@ -206,10 +208,8 @@ class JobPush:
         scope: Construct,
         options: PushOptions,
         queues: QueueOptions,
-        table: dynamodb.ITable,
-        create: object,
+        create: CreateFunction,
     ) -> None:
-        assert callable(create)
         secret = secretsmanager.Secret(
             scope,
             "WebhookSecret",
@@ -259,14 +259,8 @@ class JobPush:
             # One delivery per invocation: a slow receiver (10 s) holds up no other.
             sources.SqsEventSource(queue, batch_size=1, report_batch_item_failures=True)
         )
-        _ = table
 
 
 def webhook_environment(hosts: Sequence[str]) -> Mapping[str, str]:
     """The variable that tells the submit and webhook functions which hosts they may call."""
     return {Env.WEBHOOK_ALLOWED_HOSTS: json.dumps(list(hosts))} if hosts else {}
-
-
-def _as_filter(pattern: Mapping[str, object]) -> dict[str, object]:
-    """The pattern as ``FilterCriteria.filter`` takes it (its leaves are lists already)."""
-    return dict(pattern)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["dynamodb", "events", "s3", "secrets", "sqs"]
+__all__ = ["dynamodb", "events", "queue_url", "s3", "secrets", "sqs"]
 
 
 def _config() -> Config:
@@ -92,3 +92,18 @@ def secrets() -> Any:
     import boto3
 
     return boto3.client("secretsmanager", config=_config())
+
+
+def queue_url(queue_arn: object) -> str:
+    """The URL of the queue with ARN ``arn:aws:sqs:<region>:<account>:<name>``, on the SQS client's endpoint (the
+    event source gives a record's queue by ARN; ``ChangeMessageVisibility`` takes its URL).
+
+    Examples
+    --------
+    >>> queue_url("arn:aws:sqs:eu-west-1:123456789012:Jobs-Queue")
+    'https://sqs.eu-west-1.amazonaws.com/123456789012/Jobs-Queue'
+    """
+    parts = queue_arn.split(":") if isinstance(queue_arn, str) else []
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sqs" or not parts[4] or not parts[5]:
+        raise ValueError(f"not an SQS queue ARN: {queue_arn!r}")
+    return f"{sqs().meta.endpoint_url}/{parts[4]}/{parts[5]}"

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambda_handlers import clients
+from lambda_handlers.config import ConfigError
 from lambda_handlers.contract import Env
 from lambda_handlers.models import format_timestamp, utc_now
 from lambda_handlers.observability import MetricUnit, logger, metrics, tracer
@@ -32,11 +33,26 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_ATTEMPTS", "backoff", "handler"]
 
-_table: Final = StatusTable(os.environ.get(Env.TABLE_NAME, ""))
+
+def _setting(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default or "").strip()
+    if not value:
+        raise ConfigError(
+            f"{name} is not set; the construct sets it on the webhook function (redeploy the stack)."
+        )
+    return value
+
+
+_table: Final = StatusTable(_setting(Env.TABLE_NAME))
 _POLICY: Final = policy_from_environ(os.environ)
-_SECRET_ARN: Final = os.environ.get(Env.WEBHOOK_SECRET_ARN, "")
+_SECRET_ARN: Final = _setting(Env.WEBHOOK_SECRET_ARN)
 #: Attempts before a delivery is FAILED.
-MAX_ATTEMPTS: Final = int(os.environ.get(Env.WEBHOOK_MAX_ATTEMPTS, "8"))
+_ATTEMPTS_TEXT: Final = _setting(Env.WEBHOOK_MAX_ATTEMPTS, "8")
+MAX_ATTEMPTS: Final = int(_ATTEMPTS_TEXT) if _ATTEMPTS_TEXT.isdigit() else 0
+if not 1 <= MAX_ATTEMPTS <= 20:
+    raise ConfigError(
+        f"{Env.WEBHOOK_MAX_ATTEMPTS} must be a whole number from 1 to 20 (webhook_max_attempts)."
+    )
 _key: bytes | None = None
 
 
@@ -157,11 +173,11 @@ def _record(job_id: str, state: dict[str, Any]) -> None:
 
 def _delay(record: dict[str, Any], seconds: int) -> None:
     """Bring the message back after ``seconds`` (on failure it keeps the queue's visibility timeout)."""
-    parts = str(record.get("eventSourceARN", "")).split(":")
     try:
-        url = f"{clients.sqs().meta.endpoint_url}/{parts[4]}/{parts[5]}"
         clients.sqs().change_message_visibility(
-            QueueUrl=url, ReceiptHandle=str(record.get("receiptHandle")), VisibilityTimeout=seconds
+            QueueUrl=clients.queue_url(record.get("eventSourceARN")),
+            ReceiptHandle=str(record.get("receiptHandle")),
+            VisibilityTimeout=seconds,
         )
-    except (BotoCoreError, ClientError, IndexError):
+    except (BotoCoreError, ClientError, ValueError):
         logger.warning("could not delay the next webhook attempt", exc_info=True)

@@ -113,7 +113,7 @@ def _delay(record: dict[str, Any], seconds: int) -> None:
     """Make the record's message visible again only after ``seconds``; on failure it keeps its timeout."""
     try:
         clients.sqs().change_message_visibility(
-            QueueUrl=_queue_url(record.get("eventSourceARN")),
+            QueueUrl=clients.queue_url(record.get("eventSourceARN")),
             ReceiptHandle=str(record.get("receiptHandle")),
             VisibilityTimeout=seconds,
         )
@@ -126,20 +126,6 @@ def _delay(record: dict[str, Any], seconds: int) -> None:
         _count("BackoffErrors")
         return
     logger.info("retry delayed", extra={"job_id": _job_id_of(record), "delay_s": seconds})
-
-
-def _queue_url(queue_arn: object) -> str:
-    """The URL of the queue with ARN ``arn:aws:sqs:<region>:<account>:<name>``, on the SQS client's endpoint.
-
-    Examples
-    --------
-    >>> _queue_url("arn:aws:sqs:eu-west-1:123456789012:Jobs-Queue")
-    'https://sqs.eu-west-1.amazonaws.com/123456789012/Jobs-Queue'
-    """
-    parts = queue_arn.split(":") if isinstance(queue_arn, str) else []
-    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sqs" or not parts[4] or not parts[5]:
-        raise ValueError(f"not an SQS queue ARN: {queue_arn!r}")
-    return f"{clients.sqs().meta.endpoint_url}/{parts[4]}/{parts[5]}"
 
 
 def _job_id_of(record: dict[str, Any]) -> str | None:
