@@ -92,6 +92,14 @@ class Env:
     #: Submit, dead-letter: JSON object of every job type of the API, name -> settings
     #: (``{"reports": {"queueUrl": "...", "maxPayloadBytes": 262144, "maxReceiveCount": 3}}``).
     JOB_TYPES: Final = "ASYNC_JOB_TYPES"
+    #: Starter (long job types): the durable worker to start, a qualified (version) function ARN.
+    DURABLE_FUNCTION: Final = "ASYNC_JOB_DURABLE_FUNCTION"
+    #: Starter (optional): the most executions of the type running at once; more wait in the queue.
+    MAX_RUNNING: Final = "ASYNC_JOB_MAX_RUNNING"
+    #: Starter: how far back the sweep looks for executions that ended without recording the job, seconds.
+    SWEEP_WINDOW_SECONDS: Final = "ASYNC_JOB_SWEEP_WINDOW_SECONDS"
+    #: Durable worker: the job's whole run limit (the execution timeout), seconds.
+    EXECUTION_TIMEOUT_SECONDS: Final = "ASYNC_JOB_EXECUTION_TIMEOUT_SECONDS"
 
 
 class JobTypeKey:
@@ -122,6 +130,8 @@ class Role:
     WEBHOOK: Final = "webhook"
     WEBHOOK_QUEUE: Final = "webhook-queue"
     WEBHOOK_DEAD_LETTER_QUEUE: Final = "webhook-dead-letter-queue"
+    #: A long job type's queue consumer: starts one durable execution per job, and sweeps ended ones.
+    STARTER: Final = "starter"
 
 
 #: The template metadata key that marks an API's resources (read by the local runtime).
