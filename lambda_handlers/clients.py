@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["dynamodb", "events", "queue_url", "s3", "secrets", "sqs"]
+__all__ = ["dynamodb", "events", "management_api", "queue_url", "s3", "secrets", "sqs"]
 
 
 def _config() -> Config:
@@ -92,6 +92,15 @@ def secrets() -> Any:
     import boto3
 
     return boto3.client("secretsmanager", config=_config())
+
+
+@cache
+def management_api(endpoint: str) -> Any:
+    """The API Gateway management API client of a WebSocket stage (``https://{api}.execute-api.{region}.
+    amazonaws.com/{stage}``): ``post_to_connection`` of the push function."""
+    import boto3
+
+    return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint, config=_config())
 
 
 def queue_url(queue_arn: object) -> str:

@@ -100,6 +100,16 @@ class Env:
     SWEEP_WINDOW_SECONDS: Final = "ASYNC_JOB_SWEEP_WINDOW_SECONDS"
     #: Durable worker: the job's whole run limit (the execution timeout), seconds.
     EXECUTION_TIMEOUT_SECONDS: Final = "ASYNC_JOB_EXECUTION_TIMEOUT_SECONDS"
+    #: Submit, status (optional; set when the API has a WebSocket): the ``wss://`` URL of its WebSocket stage,
+    #: given in ``Link: <url>; rel="updates"`` on the ``202`` of ``POST`` and the ``200`` of ``GET /jobs/{id}``.
+    WEBSOCKET_URL: Final = "ASYNC_JOB_WEBSOCKET_URL"
+    #: Connection, push, and submit (optional, with a WebSocket): the connections table (a name or an ARN).
+    CONNECTIONS_TABLE: Final = "ASYNC_JOB_CONNECTIONS_TABLE"
+    #: Push: the ``@connections`` management endpoint of the WebSocket stage (``https://{api}.execute-api.
+    #: {region}.amazonaws.com/{stage}``); the local runtime points it at its own server.
+    WEBSOCKET_ENDPOINT: Final = "ASYNC_JOB_WEBSOCKET_ENDPOINT"
+    #: Connection, push: the REST API's ``/jobs`` URL (a pushed job's ``links.self`` is ``{url}/{id}``).
+    JOBS_URL: Final = "ASYNC_JOB_JOBS_URL"
 
 
 class JobTypeKey:
@@ -132,6 +142,14 @@ class Role:
     WEBHOOK_DEAD_LETTER_QUEUE: Final = "webhook-dead-letter-queue"
     #: A long job type's queue consumer: starts one durable execution per job, and sweeps ended ones.
     STARTER: Final = "starter"
+    #: The WebSocket API (``AWS::ApiGatewayV2::Api``) of an API with ``websocket`` on.
+    WEBSOCKET_API: Final = "websocket-api"
+    #: The function behind its routes ($connect, $disconnect, subscribe, unsubscribe, $default).
+    CONNECTIONS: Final = "connections"
+    #: The stream consumer that posts job updates to subscribed connections.
+    WEBSOCKET_PUSH: Final = "websocket-push"
+    #: The table of connections and their subscriptions.
+    CONNECTIONS_TABLE: Final = "connections-table"
 
 
 #: The template metadata key that marks an API's resources (read by the local runtime).

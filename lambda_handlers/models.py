@@ -175,6 +175,9 @@ class Job:
     files: str | None = None
     #: The caller's webhook and its delivery: JSON text of ``{"url", "status", "attempts", ...}``.
     webhook: str | None = None
+    #: ``watchedUntil``, epoch seconds: a WebSocket connection follows the job until then, so the table's
+    #: stream pushes its changes (``lambda_handlers.websocket_push``). Stored, never shown.
+    watched_until: int | None = None
 
     @classmethod
     def new(
@@ -275,6 +278,7 @@ class Job:
                 result_bytes=_opt_int(item, "resultBytes"),
                 files=_opt_s(item, "files"),
                 webhook=_opt_s(item, "webhook"),
+                watched_until=_opt_int(item, "watchedUntil"),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ItemError(f"status-table item {item.get('pk')!r} is malformed: {error!r}") from error
@@ -318,6 +322,8 @@ class Job:
             item["retryAt"] = {"N": str(self.retry_at)}
         if self.result_bytes is not None:
             item["resultBytes"] = {"N": str(self.result_bytes)}
+        if self.watched_until is not None:
+            item["watchedUntil"] = {"N": str(self.watched_until)}
         if self.cancel_requested:
             item["cancelRequested"] = {"BOOL": True}
         if self.enqueue_confirmed:
@@ -334,8 +340,8 @@ class Job:
         is pending (QUEUED or RUNNING after a failed attempt), ``cancelRequested: true`` only while a cancel
         request waits for the handler to stop, ``cancellation`` only when CANCELLED by a handler that said
         why. ``progress`` is what the handler last reported while it runs and once it SUCCEEDED; a FAILED or
-        CANCELLED job shows none (its last report does not describe the outcome). The owner, run id, lease and
-        message id are never shown.
+        CANCELLED job shows none (its last report does not describe the outcome). The owner, run id, lease,
+        message id and WebSocket watch are never shown.
 
         Parameters
         ----------

@@ -13,17 +13,16 @@ two for a running job.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlencode
 
 from aws_lambda_powertools.logging import correlation_paths
 
-from lambda_handlers import api_common, config, objects
+from lambda_handlers import api_common, config, objects, websocket_config
 from lambda_handlers.contract import JOB_TYPE_DIMENSION, JOBS_PATH
+from lambda_handlers.job_resource import job_resource
 from lambda_handlers.listing import InvalidListQueryError, JobPage, list_jobs, parse_list_query, summary
-from lambda_handlers.models import Job, JobStatus, format_timestamp, utc_now
+from lambda_handlers.models import Job, JobStatus
 from lambda_handlers.observability import MetricUnit, logger, metrics, tracer
 from lambda_handlers.problems import problem
 from lambda_handlers.store import CancelStatus, JobStore, JobStoreError
@@ -35,6 +34,8 @@ __all__ = ["CONFIG", "handler"]
 
 CONFIG: Final = config.load(config.StatusConfig)
 _store: Final = JobStore(CONFIG.table_name, ttl_seconds=CONFIG.ttl_seconds)
+#: ``Link: <wss://...>; rel="updates"`` on the ``200`` of ``GET /jobs/{id}`` when the API has a WebSocket.
+_UPDATES_LINK: Final = websocket_config.updates_link()
 # Job status changes while the caller polls: no cache may keep an answer.
 _NO_STORE: Final = {"Cache-Control": "no-store"}
 _METHODS: Final = ("GET", "DELETE")
@@ -78,7 +79,7 @@ def _status(event: dict[str, Any]) -> dict[str, Any]:
     if method == "DELETE":
         return _cancel(event, job_id)
     job = _visible_job(event, job_id)
-    return job if not isinstance(job, Job) else _job_response(200, job, event)
+    return job if not isinstance(job, Job) else _job_response(200, job, event, _UPDATES_LINK)
 
 
 def _visible_job(event: dict[str, Any], job_id: str) -> Job | dict[str, Any]:
@@ -130,25 +131,6 @@ def _result(event: dict[str, Any], job_id: str) -> dict[str, Any]:
         "body": "",
         "isBase64Encoded": False,
     }
-
-
-def _file_links(job: Job) -> list[dict[str, Any]]:
-    """The job's files, each with a presigned download link (``expiresAt``: when the link stops working)."""
-    if not job.files or CONFIG.bucket_name is None:
-        return []
-    expires = format_timestamp(utc_now() + dt.timedelta(seconds=objects.LINK_SECONDS))
-    links = []
-    for entry in json.loads(job.files):
-        saved = objects.SavedFile.from_json(entry)
-        key = objects.file_key(job.job_id, saved.name)
-        links.append(
-            {
-                **saved.to_json(),
-                "url": objects.link(CONFIG.bucket_name, key, filename=saved.name),
-                "urlExpiresAt": expires,
-            }
-        )
-    return links
 
 
 def _list(event: dict[str, Any]) -> dict[str, Any]:
@@ -240,19 +222,17 @@ def _cancel(event: dict[str, Any], job_id: str) -> dict[str, Any]:
     return _job_response(202, outcome.job, event)
 
 
-def _job_response(status: int, job: Job, event: dict[str, Any]) -> dict[str, Any]:
+def _job_response(
+    status: int, job: Job, event: dict[str, Any], extra_headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The job as its resource, uncached; ``Retry-After`` while it is not finished (and, for ``202``, its URL)."""
     url = api_common.request_url(event)
-    headers = dict(_NO_STORE)
+    headers = {**_NO_STORE, **(extra_headers or {})}
     if not job.status.is_terminal:
         headers.update(api_common.retry_after(CONFIG.retry_after_seconds))
     if status == 202:
         headers["Location"] = url
-    resource = job.to_resource(url)
-    files = _file_links(job)
-    if files:
-        resource["files"] = files
-    return api_common.json_response(status, resource, headers)
+    return api_common.json_response(status, job_resource(job, url, CONFIG.bucket_name), headers)
 
 
 def _not_found() -> dict[str, Any]:

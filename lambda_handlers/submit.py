@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any, Final
 from aws_lambda_powertools.logging import correlation_paths
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambda_handlers import api_common, clients, config, idempotency, messages, objects
+from lambda_handlers import api_common, clients, config, idempotency, messages, objects, websocket_config
 from lambda_handlers.config import JobTypeConfig
+from lambda_handlers.connections import Connections, ConnectionsError
 from lambda_handlers.contract import (
     CALLBACK_URL_HEADER,
     CLAIM_CHECK_BYTES,
@@ -55,6 +56,11 @@ CONFIG: Final = config.load(config.SubmitConfig)
 #: Which ``Callback-Url`` values this API calls (``webhook_allowed_hosts``; none: the header is refused).
 _POLICY: Final = policy_from_environ(os.environ)
 _store: Final = JobStore(CONFIG.table_name, ttl_seconds=CONFIG.ttl_seconds)
+#: ``Link: <wss://...>; rel="updates"`` on every ``202`` when the API has a WebSocket.
+_UPDATES_LINK: Final = websocket_config.updates_link()
+#: The WebSocket's connections table (the owner's watch: a new job of a watched owner is written watched).
+_CONNECTIONS_TABLE: Final = websocket_config.connections_table()
+_connections: Final = None if _CONNECTIONS_TABLE is None else Connections(_CONNECTIONS_TABLE)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
@@ -244,7 +250,7 @@ def _replay(job: Job, jobs_url: str) -> dict[str, Any]:
     _count("JobsReplayed")
     logger.info("idempotent replay", extra={"status": job.status.value, "attempts": job.attempts})
     url = f"{jobs_url}/{job.job_id}"
-    headers = {"Location": url, "Cache-Control": "no-store", REPLAYED_HEADER: "true"}
+    headers = {"Location": url, "Cache-Control": "no-store", REPLAYED_HEADER: "true", **_UPDATES_LINK}
     if not job.status.is_terminal:
         headers.update(api_common.retry_after(CONFIG.retry_after_seconds))
     return api_common.json_response(202, job.to_resource(url), headers)
@@ -261,7 +267,22 @@ def _new_job(kind: JobTypeConfig, payload_sha256: str, owner: str, webhook: str 
         ttl_seconds=CONFIG.ttl_seconds,
         job_type=kind.name,
     )
-    return job if webhook is None else dataclasses.replace(job, webhook=webhook)
+    return dataclasses.replace(job, webhook=webhook, watched_until=_owner_watched_until(owner))
+
+
+def _owner_watched_until(owner: str) -> int | None:
+    """Until when a WebSocket connection follows all the owner's jobs (one GetItem), or None.
+
+    Best effort: when the read fails the job is written unwatched (a subscriber then sees it from its first
+    ``GET`` or its next subscribe) rather than refused.
+    """
+    if _connections is None:
+        return None
+    try:
+        return _connections.owner_watched_until(owner)
+    except ConnectionsError:
+        logger.warning("could not read the owner's WebSocket watch; the job is written unwatched")
+        return None
 
 
 def _enqueue(kind: JobTypeConfig, job_id: str, payload_text: str) -> bool:
@@ -291,7 +312,12 @@ def _accepted(job: Job, payload_text: str, jobs_url: str) -> dict[str, Any]:
     return api_common.json_response(
         202,
         job.to_resource(url),
-        {"Location": url, **api_common.retry_after(CONFIG.retry_after_seconds), "Cache-Control": "no-store"},
+        {
+            "Location": url,
+            **api_common.retry_after(CONFIG.retry_after_seconds),
+            "Cache-Control": "no-store",
+            **_UPDATES_LINK,
+        },
     )
 
 
