@@ -26,6 +26,8 @@ __all__ = [
     "JobTypeSpec",
     "MockResponseSpec",
     "RouteSpec",
+    "WebSocketApiSpec",
+    "WebSocketRouteSpec",
     "apis_of",
     "slug_of",
 ]
@@ -97,6 +99,149 @@ def _function_in_uri(uri: Any, stack: StackSpec) -> str | None:
 
     walk(uri)
     return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class WebSocketRouteSpec:
+    """A route of a WebSocket API (``AWS::ApiGatewayV2::Route``).
+
+    Attributes
+    ----------
+    route_key
+        ``$connect``, ``$disconnect``, ``$default`` or a custom key (``subscribe``).
+    function
+        The logical id of the function of its ``AWS_PROXY`` integration, or None (no integration).
+    authorization_type
+        ``NONE``, ``AWS_IAM`` or ``CUSTOM`` (only ``$connect`` is authorized).
+    returns_response
+        The route has a route response (``RouteResponseSelectionExpression``): what its function returns as
+        ``body`` is sent back to the client (a two-way route).
+    """
+
+    route_key: str
+    function: str | None
+    authorization_type: str = "NONE"
+    returns_response: bool = False
+
+
+@dataclass(frozen=True)
+class WebSocketApiSpec:
+    """A WebSocket API (``AWS::ApiGatewayV2::Api`` with ``ProtocolType: WEBSOCKET``) and its stage.
+
+    Attributes
+    ----------
+    logical_id
+        The API's logical id.
+    route_selection_expression
+        ``$request.body.<field>``: the field of a JSON message that names its route.
+    stage_name
+        Its stage's name (the path of its URL), ``$default`` if the template has no stage.
+    routes
+        Its routes by route key.
+    """
+
+    logical_id: str
+    route_selection_expression: str
+    stage_name: str
+    routes: Mapping[str, WebSocketRouteSpec]
+
+    @property
+    def functions(self) -> tuple[str, ...]:
+        """The logical ids of the functions its routes invoke."""
+        return tuple(dict.fromkeys(r.function for r in self.routes.values() if r.function is not None))
+
+
+def _target_integration(target: Any) -> str | None:
+    """The integration a route's ``Target`` (``integrations/<id>``, usually an ``Fn::Join``) names."""
+    if isinstance(target, Mapping) and "Fn::Join" in target:
+        for item in target["Fn::Join"][1]:
+            found = referenced_id(item)
+            if found is not None:
+                return found
+    return None
+
+
+def websocket_apis(stack: StackSpec) -> list[WebSocketApiSpec]:
+    """Every WebSocket API of ``stack``, its routes and their functions (``AWS_PROXY`` integrations).
+
+    Example
+    -------
+    >>> [sorted(api.routes) for api in websocket_apis(stack)]
+    [['$connect', '$default', '$disconnect', 'subscribe', 'unsubscribe']]
+    """
+    found = []
+    for logical_id, resource in stack.of_type("AWS::ApiGatewayV2::Api"):
+        props = resource.get("Properties", {})
+        if props.get("ProtocolType") != "WEBSOCKET":
+            continue
+        responding = {
+            referenced_id(r.get("Properties", {}).get("RouteId"))
+            for _, r in stack.of_type("AWS::ApiGatewayV2::RouteResponse")
+        }
+        routes = {}
+        for route_id, route in stack.of_type("AWS::ApiGatewayV2::Route"):
+            route_props = route.get("Properties", {})
+            if referenced_id(route_props.get("ApiId")) != logical_id:
+                continue
+            integration = stack.resources.get(_target_integration(route_props.get("Target")) or "", {})
+            integration_props = integration.get("Properties", {})
+            function = None
+            if integration_props.get("IntegrationType") == "AWS_PROXY":
+                function = _function_in_uri(integration_props.get("IntegrationUri"), stack)
+            elif integration:
+                print(
+                    f"async-job local: warning: {stack.stack_name}/{route_id} is not a Lambda proxy "
+                    "integration; the local runtime does not serve it",
+                    file=sys.stderr,
+                )
+            key = str(route_props.get("RouteKey"))
+            routes[key] = WebSocketRouteSpec(
+                route_key=key,
+                function=function,
+                authorization_type=str(route_props.get("AuthorizationType", "NONE")),
+                returns_response=route_id in responding
+                or isinstance(route_props.get("RouteResponseSelectionExpression"), str),
+            )
+        stage_name = "$default"
+        for _, stage in stack.of_type("AWS::ApiGatewayV2::Stage"):
+            stage_props = stage.get("Properties", {})
+            if referenced_id(stage_props.get("ApiId")) == logical_id:
+                stage_name = str(stage_props.get("StageName", stage_name))
+        found.append(
+            WebSocketApiSpec(
+                logical_id=logical_id,
+                route_selection_expression=str(props.get("RouteSelectionExpression", "$request.body.action")),
+                stage_name=stage_name,
+                routes=routes,
+            )
+        )
+    return found
+
+
+def _websockets_of(
+    stack: StackSpec, path: str, roles: Mapping[str, str], functions: set[str]
+) -> tuple[WebSocketApiSpec, ...]:
+    """The WebSocket APIs of the job API ``path``: marked with its path, or whose routes invoke its functions
+    (marked ones), or, in a stack with one job API, every one."""
+    apis = websocket_apis(stack)
+    marked_apis = {
+        mark["api"] for _, resource in stack.resources.items() if (mark := mark_of(resource)) is not None
+    }
+    owned = []
+    for api in apis:
+        mark = mark_of(stack.resources[api.logical_id])
+        if mark is not None:
+            if mark["api"] == path:
+                owned.append(api)
+            continue
+        owners = {
+            function_mark["api"]
+            for function in api.functions
+            if (function_mark := mark_of(stack.resources.get(function, {}))) is not None
+        }
+        if path in owners or (not owners and len(marked_apis) == 1) or api.logical_id in roles.values():
+            owned.append(api)
+    return tuple(owned)
 
 
 #: The roles of a job type's own resources; the others (the API, the table, the submit, status and dead-letter
@@ -176,6 +321,7 @@ class ApiSpec:
     extra_functions: Mapping[str, FunctionSpec] = field(default_factory=dict)
     job_types: Mapping[str, JobTypeSpec] = field(default_factory=dict)
     stream_sources: tuple[StreamSourceSpec, ...] = ()
+    websockets: tuple[WebSocketApiSpec, ...] = ()
 
 
 def _routes(stack: StackSpec, rest_api: str) -> tuple[RouteSpec, ...]:
@@ -368,6 +514,14 @@ def _api_spec(
         if r.function is not None and r.function not in own_ids
     }
     extra.update(_marked_functions(stack, roles, own_ids | extra.keys()))
+    websockets = _websockets_of(stack, path, roles, own_ids | extra.keys())
+    for websocket in websockets:
+        for logical_id in websocket.functions:
+            if logical_id not in own_ids and logical_id not in extra:
+                extra[logical_id] = stack.function(logical_id)
+    for logical_id in _table_stream_functions(stack, roles.get(Role.TABLE)):
+        if logical_id not in own_ids and logical_id not in extra:
+            extra[logical_id] = stack.function(logical_id)
     event_sources = [
         *(source for job_type in job_types.values() for source in job_type.event_sources),
         *stack.event_sources(functions[Role.DEAD_LETTER].logical_id),
@@ -396,7 +550,24 @@ def _api_spec(
         extra_functions=extra,
         job_types=job_types,
         stream_sources=stream_sources,
+        websockets=websockets,
     )
+
+
+def _table_stream_functions(stack: StackSpec, table: str | None) -> list[str]:
+    """The functions a DynamoDB Streams mapping of the status table invokes (such as a push function)."""
+    found = []
+    for _, resource in stack.of_type("AWS::Lambda::EventSourceMapping"):
+        props = resource.get("Properties", {})
+        function = referenced_id(props.get("FunctionName"))
+        if (
+            table is not None
+            and function is not None
+            and referenced_id(props.get("EventSourceArn")) == table
+            and stack.resources.get(function, {}).get("Type") == "AWS::Lambda::Function"
+        ):
+            found.append(function)
+    return found
 
 
 def _marked_functions(

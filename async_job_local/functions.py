@@ -225,8 +225,12 @@ class _Environment:
         """Stop the process and anything it started (its process group), at once."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            os.close(self._request_write)
+        # Once only: a failed cold start is killed by ``start`` and again by its caller, and a descriptor closed
+        # twice closes whatever file reused its number in between.
+        request_write, self._request_write = self._request_write, -1
+        if request_write >= 0:
+            with contextlib.suppress(OSError):
+                os.close(request_write)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
 

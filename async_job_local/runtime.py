@@ -5,7 +5,10 @@ secrets and event buses too, when marked or referenced); its functions get warm 
 their template environment (CloudFormation references resolved to the local resources, and
 ``ASYNC_JOB_LOCAL_RUNTIME=1``); its SQS and DynamoDB Streams event source mappings get pollers; the event buses
 its functions name in ``ASYNC_JOB_EVENT_BUS`` are watched; its REST API is served under ``/<slug>`` on one HTTP
-server for the whole app.
+server for the whole app; its WebSocket API, if it has one, on ports of its own
+(:mod:`async_job_local.websocket`). The deployed URLs of the REST and WebSocket APIs in the functions'
+environments (``https://{id}.execute-api.{region}.amazonaws.com/{stage}``, ``wss://...``) are rewritten to the
+local servers' URLs.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from async_job_local.server import (
 )
 from async_job_local.sigv4 import LocalCredential, SigV4Verifier
 from async_job_local.stream_poller import StreamEventSource
+from async_job_local.websocket import LocalWebSocketApi, local_api_id
 from lambda_handlers.contract import Role
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_PORT", "LocalRuntime"]
@@ -110,6 +114,10 @@ class LocalRuntime:
     events_file
         Append every event put on a watched event bus to this file, one JSON document a line. The events are
         written to ``logs`` too (``events:<bus> | {...}``). Default: None, ``logs`` only.
+    websocket_port
+        The port of the first WebSocket API's endpoint; its ``@connections`` management API is on the next
+        one, and each further WebSocket API takes the two after. Default: ``port + 1`` (free ports when
+        ``port`` is 0).
 
     Example
     -------
@@ -134,6 +142,7 @@ class LocalRuntime:
         check_handlers: bool = True,
         sigv4_credentials: Iterable[LocalCredential] | None = None,
         events_file: Path | None = None,
+        websocket_port: int | None = None,
     ) -> None:
         if not assembly.apis:
             raise AssemblyError(f"the app in {assembly.directory} has no AsyncJobApi")
@@ -160,6 +169,9 @@ class LocalRuntime:
         self.events_file = events_file
         self._event_log: EventLog | None = None
         self.server: GatewayServer | None = None
+        self.websocket_port = websocket_port
+        #: The WebSocket APIs served, by (stack name, logical id).
+        self.websockets: dict[tuple[str, str], LocalWebSocketApi] = {}
         self.account_id = "123456789012"
 
     @property
@@ -199,7 +211,11 @@ class LocalRuntime:
                 request_timeout=self.request_timeout,
                 verifier=self.verifier,
             )
+            self._serve_websockets()
+            self._rewrite_urls()
             self.server.start()
+            for websocket in self.websockets.values():
+                websocket.start()
             for source in self.event_sources:
                 source.start()
             for stream in self.stream_sources:
@@ -219,6 +235,9 @@ class LocalRuntime:
             stream.stop()
         for watcher in self.event_watchers:
             watcher.stop()
+        for websocket in self.websockets.values():
+            websocket.close()  # before the functions: its open connections' $disconnect still runs
+        self.websockets = {}
         if self.server is not None:
             self.server.close()
             self.server = None
@@ -253,7 +272,69 @@ class LocalRuntime:
                 return api
         raise KeyError(f"no job API {name!r}; the app has: {self._names()}")
 
-    def _handler_checks(self) -> list[HandlerCheck]:
+    def websocket(self, api: LocalApi) -> LocalWebSocketApi:
+        """The WebSocket API of ``api`` (``KeyError`` when it has none)."""
+        for spec in api.spec.websockets:
+            found = self.websockets.get((api.spec.stack.stack_name, spec.logical_id))
+            if found is not None:
+                return found
+        raise KeyError(f"{api.spec.path} has no WebSocket API (AsyncJobApi(websocket=...))")
+
+    def websocket_url(self, api: LocalApi) -> str:
+        """Where clients of ``api``'s WebSocket API connect: ``ws://127.0.0.1:<port>/<stage>``."""
+        return self.websocket(api).url
+
+    def _serve_websockets(self) -> None:
+        """Bind every WebSocket API's two ports (the gateway's port is known: the defaults follow it)."""
+        assert self.server is not None
+        base = self.websocket_port
+        if base is None:
+            base = 0 if self.port == 0 else self.server.port + 1
+        for api in self.apis:
+            stack = api.spec.stack
+            for spec in api.spec.websockets:
+                port = 0 if base == 0 else base + 2 * len(self.websockets)
+                websocket = LocalWebSocketApi(
+                    spec,
+                    api_id=local_api_id(stack.stack_name, spec.logical_id),
+                    host=self.host,
+                    port=port,
+                    management_port=0 if port == 0 else port + 1,
+                    account_id=self.account_id,
+                    region=self.backend.region,
+                    default_principal=self.default_principal,
+                    verifier=self.verifier,
+                )
+                self.websockets[(stack.stack_name, spec.logical_id)] = websocket
+                websocket.attach(
+                    {
+                        logical_id: self.functions[(stack.stack_name, logical_id)]
+                        for logical_id in spec.functions
+                    }
+                )
+
+    def _rewrite_urls(self) -> None:
+        """Point the functions' variables that hold a deployed URL of an API of the app at the local server:
+        ``https://{restApiId}.execute-api.{region}.amazonaws.com/{stage}`` at ``http://127.0.0.1:<port>/<slug>``,
+        a WebSocket API's ``wss://`` and ``https://`` (management) URLs at its local ports. The environments
+        start after this (at ``prewarm`` or the first invocation)."""
+        region = self.backend.region
+        rest = {}
+        for api in self.apis:
+            stack = api.spec.stack
+            rest_id = local_api_id(stack.stack_name, api.spec.rest_api)
+            host = f"https://{rest_id}.execute-api.{region}.amazonaws.com"
+            rest[f"{host}/{api.spec.stage_name}"] = api.base_url
+            rest[host] = api.base_url  # an URL without the stage (rare): the API's prefix is the stage
+        for function in self.functions.values():
+            for name, value in function.environment.items():
+                rewritten = value
+                for deployed, local in rest.items():
+                    rewritten = rewritten.replace(deployed, local)
+                for websocket in self.websockets.values():
+                    rewritten = websocket.rewrite(rewritten)
+                function.environment[name] = rewritten
+
         checks = []
         for api in self.apis:
             for job_type in api.spec.job_types.values():
@@ -316,6 +397,24 @@ class LocalRuntime:
             resource = _Resource(
                 kind, {None: queue.url, "Arn": queue.arn, "QueueName": name, "QueueUrl": queue.url}
             )
+        elif kind in ("AWS::ApiGatewayV2::Api", "AWS::ApiGateway::RestApi"):
+            api_id = local_api_id(stack.stack_name, logical_id)
+            host = f"{api_id}.execute-api.{backend.region}.amazonaws.com"
+            scheme = "https" if kind == "AWS::ApiGateway::RestApi" else "wss"
+            resource = _Resource(
+                kind,
+                {
+                    None: api_id,
+                    "ApiId": api_id,
+                    "ApiEndpoint": f"{scheme}://{host}",
+                    "RootResourceId": "root",
+                },
+            )
+        elif kind in ("AWS::ApiGatewayV2::Stage", "AWS::ApiGateway::Stage"):
+            stage_name = stack.resources[logical_id].get("Properties", {}).get("StageName")
+            if not isinstance(stage_name, str):
+                raise UnresolvableError(f"{logical_id} ({kind}) has no literal StageName")
+            resource = _Resource(kind, {None: stage_name})
         elif kind == "AWS::Lambda::Function":
             name = local_name(stack.stack_name, logical_id, limit=64)
             arn = f"arn:aws:lambda:{backend.region}:{self.account_id}:function:{name}"

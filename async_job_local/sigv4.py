@@ -9,8 +9,11 @@ What is checked: the ``Authorization`` header's form; that ``host`` and the requ
 ``date``) are signed; the credential scope (its date is the request's, its region the runtime's, its service
 ``execute-api``, it ends in ``aws4_request``); the access key (one of the file's); the session token of a
 temporary credential; the request time (within 5 minutes of now, both ways, as AWS allows); a signed
-``x-amz-content-sha256`` against the body; the signature itself. What is not: IAM policies (every known
-credential may call every route), presigned URLs (``X-Amz-Signature`` in the query), SigV4a.
+``x-amz-content-sha256`` against the body; the signature itself. A presigned request (the signature in the
+query string: ``X-Amz-Algorithm``, ``X-Amz-Credential``, ``X-Amz-Date``, ``X-Amz-Expires``,
+``X-Amz-SignedHeaders``, ``X-Amz-Signature``, as botocore's ``SigV4QueryAuth`` writes it; how a WebSocket
+client signs its ``$connect``) is checked the same way, its expiry too (``verify_presigned``). What is not: IAM
+policies (every known credential may call every route), SigV4a.
 
 A rejection is API Gateway's answer: a gateway response type, a status, AWS's message (the
 ``(response type, status, message, extra)`` tuple of :mod:`async_job_local.request_checks`).
@@ -54,6 +57,7 @@ __all__ = [
     "load_credentials",
     "principal_account",
     "signing_key",
+    "verify_presigned",
     "verify_signature",
 ]
 
@@ -525,13 +529,18 @@ def _check_clock(when: dt.datetime, now: dt.datetime) -> None:
 
 
 def _credential_of(
-    request: SignedRequest, authorization: _Authorization, credentials: Mapping[str, LocalCredential]
+    request: SignedRequest,
+    authorization: _Authorization,
+    credentials: Mapping[str, LocalCredential],
+    token: str | None = None,
 ) -> LocalCredential:
-    """The credential of the access key; its session token, when it has one, must be the request's."""
+    """The credential of the access key; its session token, when it has one, must be the request's
+    (``token``: a presigned request's ``X-Amz-Security-Token``; else the header's)."""
     credential = credentials.get(authorization.access_key_id)
     if credential is None:
         raise SignatureRejectedError("ACCESS_DENIED", 403, _INVALID_TOKEN)
-    token = request.header("x-amz-security-token")
+    if token is None:
+        token = request.header("x-amz-security-token")
     expected = credential.session_token
     if (token is None) != (expected is None) or (
         token is not None
@@ -587,8 +596,24 @@ def verify_signature(
     _check_scope(authorization, when, region, service)
     credential = _credential_of(request, authorization, credentials)
     _check_clock(when, now)
+    _check_signature(request, authorization, credential, when, _payload_hash(request), region, service)
+    return Signer(
+        arn=credential.arn, access_key_id=credential.access_key_id, account_id=credential.account_id
+    )
+
+
+def _check_signature(
+    request: SignedRequest,
+    authorization: _Authorization,
+    credential: LocalCredential,
+    when: dt.datetime,
+    payload_hash: str,
+    region: str,
+    service: str,
+) -> None:
+    """Compute the signature of ``request`` and compare it with the one given (``INVALID_SIGNATURE`` if not)."""
     names = tuple(sorted(set(authorization.signed_headers)))
-    canonical = canonical_request(request, names, _payload_hash(request))
+    canonical = canonical_request(request, names, payload_hash)
     to_sign = "\n".join(
         [
             ALGORITHM,
@@ -605,6 +630,102 @@ def verify_signature(
             f"{_MISMATCH}\n\nThe Canonical String for this request should have been\n'{canonical}'\n\n"
             f"The String-to-Sign should have been\n'{to_sign}'\n"
         )
+
+
+#: The query parameters of a presigned request (``X-Amz-Security-Token`` is optional, for a session).
+_PRESIGNED_REQUIRED: Final = (
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+)
+#: The longest ``X-Amz-Expires`` AWS accepts (7 days).
+MAX_PRESIGNED_EXPIRES: Final = 7 * 24 * 3600
+
+
+def _query_parameters(query: str) -> dict[str, str]:
+    parameters: dict[str, str] = {}
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        if name:
+            parameters.setdefault(unquote(name), unquote(value))
+    return parameters
+
+
+def verify_presigned(
+    request: SignedRequest,
+    credentials: Mapping[str, LocalCredential],
+    *,
+    region: str,
+    now: dt.datetime,
+    service: str = EXECUTE_API,
+) -> Signer:
+    """Who presigned ``request`` (the signature in its query string), or ``SignatureRejectedError``.
+
+    The canonical request is the request's, its query string without ``X-Amz-Signature``; its payload hash is
+    the empty body's (botocore's ``SigV4QueryAuth``) or ``UNSIGNED-PAYLOAD``. No ``X-Amz-Signature``: ``403
+    MISSING_AUTHENTICATION_TOKEN``; a parameter missing, a wrong scope, ``host`` not signed, a request past
+    ``X-Amz-Date`` + ``X-Amz-Expires`` (or dated more than 5 minutes ahead), a wrong signature: ``403
+    INVALID_SIGNATURE``; an unknown key or a wrong session token: ``403 ACCESS_DENIED``.
+
+    Example
+    -------
+    >>> url = SigV4QueryAuth(credentials, "execute-api", "us-east-1")  # botocore, then request.url
+    >>> verify_presigned(SignedRequest("GET", "/prod", query, [("Host", "127.0.0.1:3001")], b""),
+    ...                  known, region="us-east-1", now=dt.datetime.now(dt.UTC)).arn
+    'arn:aws:iam::123456789012:user/alice'
+    """
+    parameters = _query_parameters(request.query)
+    if "X-Amz-Signature" not in parameters:
+        raise SignatureRejectedError(*_MISSING)
+    missing = [name for name in _PRESIGNED_REQUIRED if not parameters.get(name)]
+    if missing:
+        raise _incomplete(f"The presigned request lacks {', '.join(missing)} in its query string.")
+    if parameters["X-Amz-Algorithm"] != ALGORITHM:
+        raise _incomplete(f"Unsupported X-Amz-Algorithm (expected {ALGORITHM}).")
+    scope = parameters["X-Amz-Credential"].split("/")
+    if len(scope) != 5 or not all(scope):
+        raise _incomplete(
+            "X-Amz-Credential should be access-key-id/date/region/service/aws4_request (given "
+            f"{parameters['X-Amz-Credential']!r})."
+        )
+    names = tuple(name.strip().lower() for name in parameters["X-Amz-SignedHeaders"].split(";"))
+    authorization = _Authorization(*scope, names, parameters["X-Amz-Signature"])
+    if "host" not in names:
+        raise _incomplete("'Host' must be a 'SignedHeader' in the presigned request.")
+    try:
+        when = dt.datetime.strptime(parameters["X-Amz-Date"], _AMZ_DATE).replace(tzinfo=dt.UTC)
+        expires = int(parameters["X-Amz-Expires"])
+    except ValueError:
+        raise _incomplete(
+            "X-Amz-Date must be in ISO-8601 'basic format' (YYYYMMDD'T'HHMMSS'Z') and X-Amz-Expires a number "
+            f"of seconds (given {parameters['X-Amz-Date']!r}, {parameters['X-Amz-Expires']!r})."
+        ) from None
+    if not 0 < expires <= MAX_PRESIGNED_EXPIRES:
+        raise _incomplete(f"X-Amz-Expires must be between 1 and {MAX_PRESIGNED_EXPIRES} (given {expires}).")
+    _check_scope(authorization, when, region, service)
+    credential = _credential_of(
+        request, authorization, credentials, parameters.get("X-Amz-Security-Token", "") or None
+    )
+    if now > when + dt.timedelta(seconds=expires):
+        raise _incomplete(
+            f"Signature expired: {when.strftime(_AMZ_DATE)} + {expires} s is earlier than "
+            f"{now.strftime(_AMZ_DATE)}."
+        )
+    if when > now + MAX_CLOCK_SKEW:
+        raise _incomplete(f"Signature not yet current: {when.strftime(_AMZ_DATE)} is later than now + 5 min.")
+    kept = "&".join(
+        part for part in request.query.split("&") if unquote(part.partition("=")[0]) != "X-Amz-Signature"
+    )
+    unsigned = SignedRequest(request.method, request.path, kept, request.headers, request.body)
+    try:
+        _check_signature(
+            unsigned, authorization, credential, when, hashlib.sha256(b"").hexdigest(), region, service
+        )
+    except SignatureRejectedError:
+        _check_signature(unsigned, authorization, credential, when, _UNSIGNED_PAYLOAD, region, service)
     return Signer(
         arn=credential.arn, access_key_id=credential.access_key_id, account_id=credential.account_id
     )
@@ -656,5 +777,11 @@ class SigV4Verifier:
     def verify(self, request: SignedRequest) -> Signer:
         """Who signed ``request`` (``verify_signature``), now."""
         return verify_signature(
+            request, self.credentials, region=self.region, now=self.clock(), service=self.service
+        )
+
+    def verify_presigned(self, request: SignedRequest) -> Signer:
+        """Who presigned ``request`` (``verify_presigned``: the signature in its query string), now."""
+        return verify_presigned(
             request, self.credentials, region=self.region, now=self.clock(), service=self.service
         )
