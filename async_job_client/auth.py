@@ -101,6 +101,23 @@ class SigV4Auth:
         BotocoreSigV4Auth(credentials, self.service, region).add_auth(request)
         return dict(request.headers.items())
 
+    def presign(self, url: str, expires: int = 60) -> str:
+        """``url`` (a ``GET``) with a SigV4 signature in its query string, valid ``expires`` seconds (botocore's
+        ``SigV4QueryAuth``): how a WebSocket ``$connect`` under IAM authorization is signed.
+
+        Examples
+        --------
+        >>> SigV4Auth().presign("https://abc123.execute-api.eu-west-1.amazonaws.com/prod")
+        'https://abc123.execute-api.eu-west-1.amazonaws.com/prod?X-Amz-Algorithm=AWS4-HMAC-SHA256&...'
+        """
+        from botocore.auth import SigV4QueryAuth
+        from botocore.awsrequest import AWSRequest
+
+        credentials, region = self._resolve(url)
+        request = AWSRequest(method="GET", url=url)
+        SigV4QueryAuth(credentials, self.service, region, expires=expires).add_auth(request)
+        return str(request.url)
+
 
 class BearerToken:
     """``Authorization: Bearer <token>`` (a Cognito user pool or a custom authorizer's token).

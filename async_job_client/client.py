@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -18,7 +20,14 @@ from async_job_client.errors import ApiError, JobCancelled, JobFailed, Transport
 from async_job_client.models import Job, JobFile, JobPage
 from async_job_client.retry import RetryPolicy, parse_retry_after
 
-__all__ = ["DEFAULT_MAX_POLL", "DEFAULT_MIN_POLL", "DEFAULT_POLL", "JobClient", "default_auth"]
+__all__ = [
+    "DEFAULT_MAX_POLL",
+    "DEFAULT_MIN_POLL",
+    "DEFAULT_POLL",
+    "JobClient",
+    "default_auth",
+    "updates_link",
+]
 
 #: The shortest wait between two reads of a job, whatever ``Retry-After`` says.
 DEFAULT_MIN_POLL: Final = 0.5
@@ -28,6 +37,28 @@ DEFAULT_MAX_POLL: Final = 30.0
 DEFAULT_POLL: Final = 5.0
 
 _TRANSPORT_ERRORS: Final = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
+#: One link of a ``Link`` header: its target and its parameters.
+_LINK: Final = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]+)*)")
+_REL: Final = re.compile(r"""rel\s*=\s*(?:"([^"]*)"|([^\s;,]+))""", re.IGNORECASE)
+
+
+def updates_link(header: str | None) -> str | None:
+    """The target of the ``rel="updates"`` link of a ``Link`` header (the API's WebSocket), else None.
+
+    Examples
+    --------
+    >>> updates_link('<wss://abc.execute-api.eu-west-1.amazonaws.com/prod>; rel="updates"')
+    'wss://abc.execute-api.eu-west-1.amazonaws.com/prod'
+    """
+    for found in _LINK.finditer(header or ""):
+        rel = _REL.search(found[2])
+        if rel is not None and "updates" in (rel[1] or rel[2] or "").lower().split():
+            return found[1].strip() or None
+    return None
+
+
+def _websockets_installed() -> bool:
+    return importlib.util.find_spec("websockets") is not None
 
 
 def default_auth(url: str) -> Auth:
@@ -66,7 +97,12 @@ class JobClient:
     timeout
         Seconds one HTTP request may take. Default: 30.
     min_poll, max_poll
-        The floor and the cap on ``wait``'s pause between reads. Default: 0.5 s and 30 s.
+        The floor and the cap on ``wait``'s pause between reads. Default: 0.5 s and 30 s. While it follows a
+        job's push, ``wait`` reads the job anyway after ``max_poll`` seconds without an update.
+    push
+        Follow a job over the API's WebSocket in ``wait`` (and so ``run`` and the CLI's progress bar) when the
+        API links one (``Link: <...>; rel="updates"``) and the ``websockets`` package is installed. A dropped
+        connection falls back to polling at once and reconnects with backoff. Default: True. False: always poll.
 
     Examples
     --------
@@ -85,6 +121,7 @@ class JobClient:
         min_poll: float = DEFAULT_MIN_POLL,
         max_poll: float = DEFAULT_MAX_POLL,
         sleep: Callable[[float], None] = time.sleep,
+        push: bool = True,
     ) -> None:
         if urlsplit(url).scheme not in ("http", "https"):
             raise ValueError(f"url must be an http(s) URL, the API stage's (given {url!r})")
@@ -97,8 +134,12 @@ class JobClient:
         self.min_poll = min_poll
         self.max_poll = max_poll
         self._sleep = sleep
-        #: Requests sent (every attempt counts), for callers who measure.
+        self.push = push
+        #: Requests sent (every attempt counts, a WebSocket's opening handshake too), for callers who measure.
         self.requests_sent = 0
+        #: Frames received over the WebSocket, and connections opened (each also counts in ``requests_sent``).
+        self.frames_received = 0
+        self.updates_connections = 0
 
     # -- operations -------------------------------------------------------------------------------------------
 
@@ -252,9 +293,13 @@ class JobClient:
         *,
         first: Job | None = None,
     ) -> Job:
-        """Read the job until it is finished, as often as ``Retry-After`` says; the finished job.
+        """Read the job until it is finished, as often as ``Retry-After`` says, or follow its push; the finished
+        job.
 
-        The pause between reads is the answer's ``Retry-After`` held between ``min_poll`` and ``max_poll`` (and
+        When the API links a WebSocket (``job.updates_url``) and ``push`` is on, the job is followed there:
+        ``on_progress`` is called with every state pushed, and on a dropped connection ``wait`` reads the job at
+        once, polls while it reconnects (with backoff), and shows no state older than one already shown.
+        Otherwise the pause between reads is the answer's ``Retry-After`` held between ``min_poll`` and ``max_poll`` (and
         never past the deadline). ``on_progress`` is called with the job after every read. A job that ends
         ``FAILED`` or ``CANCELLED`` is returned, not raised: ``run`` raises.
 
@@ -265,6 +310,10 @@ class JobClient:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         job = first if first is not None else self.get(job_id)
+        if self.push and job.updates_url is not None and not job.done and _websockets_installed():
+            from async_job_client.updates import follow  # lazily: it imports websockets
+
+            return follow(self, job, deadline=deadline, timeout=timeout, on_progress=on_progress)
         while True:
             if on_progress is not None:
                 on_progress(job)
@@ -334,6 +383,7 @@ class JobClient:
             location=answer.headers.get("location"),
             retry_after=parse_retry_after(answer.headers.get("retry-after")),
             replayed=answer.headers.get("idempotent-replayed", "").lower() == "true",
+            updates_url=updates_link(answer.headers.get("link")),
         )
 
     def _request(

@@ -60,6 +60,8 @@ class Job:
         job's status item is only there (``result`` is then ``None``): ``JobClient.result`` reads it.
     files
         The files the handler saved.
+    updates_url
+        The API's WebSocket for live updates (``Link: <...>; rel="updates"``), when it has one.
 
     Examples
     --------
@@ -87,6 +89,7 @@ class Job:
     raw: Mapping[str, Any] | None = None
     result_url: str | None = None
     files: tuple[JobFile, ...] = ()
+    updates_url: str | None = None
 
     @property
     def done(self) -> bool:
@@ -101,6 +104,7 @@ class Job:
         location: str | None = None,
         retry_after: float | None = None,
         replayed: bool = False,
+        updates_url: str | None = None,
     ) -> Job:
         """The job of an API answer's body (and headers)."""
         progress = resource.get("progress")
@@ -140,7 +144,20 @@ class Job:
                 for entry in resource.get("files") or ()
                 if isinstance(entry, Mapping) and "name" in entry and "url" in entry
             ),
+            updates_url=updates_url,
         )
+
+    def is_newer_than(self, other: Job) -> bool:
+        """Whether this state of the job comes after ``other`` (so a client shows it): a terminal state after
+        any other, then the later ``updatedAt``, then the further status and progress. The same state is not
+        newer: a push and a read that agree show once.
+
+        Examples
+        --------
+        >>> Job("j", "SUCCEEDED", updated_at="2026-12-01T10:00:01Z").is_newer_than(Job("j", "RUNNING"))
+        True
+        """
+        return _order(self) > _order(other)
 
     @property
     def result_inline(self) -> bool:
@@ -150,6 +167,14 @@ class Job:
     def to_dict(self) -> dict[str, Any]:
         """The job as the API gave it (its JSON body), for ``--output json``."""
         return dict(self.raw) if self.raw is not None else {"id": self.id, "status": self.status}
+
+
+_STATUS_ORDER: Final = {"QUEUED": 0, "RUNNING": 1}
+
+
+def _order(job: Job) -> tuple[bool, str, int, float]:
+    percent = job.progress.percent if job.progress is not None else -1.0
+    return job.done, job.updated_at or "", _STATUS_ORDER.get(job.status, 2), percent
 
 
 def _mapping(value: Any) -> dict[str, Any] | None:

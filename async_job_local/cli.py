@@ -107,6 +107,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     local.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1)")
     local.add_argument(
+        "--websocket-port",
+        type=int,
+        help="port of the WebSocket endpoint of an AsyncJobApi(websocket=...); its @connections management API "
+        "is on the next port (default: --port + 1)",
+    )
+    local.add_argument(
         "-c",
         "--context",
         action="append",
@@ -246,8 +252,11 @@ def _print(message: str = "") -> None:
     print(message, flush=True)
 
 
-def _describe_api(api: LocalApi) -> list[str]:
+def _describe_api(api: LocalApi, runtime: LocalRuntime) -> list[str]:
     lines = [f"  {api.spec.path}: {api.jobs_url}"]
+    with contextlib.suppress(KeyError):
+        websocket = runtime.websocket(api)
+        lines.append(f"      WebSocket: {websocket.url} (@connections: {websocket.management_url})")
     for name, job_type in api.spec.job_types.items():
         handler = job_type.handler or job_type.worker.handler
         lines.append(f"      job type {name}: POST {api.base_url}/{name} (handler {handler})")
@@ -349,6 +358,7 @@ def _local(args: argparse.Namespace) -> int:
                 request_timeout=args.request_timeout,
                 sigv4_credentials=sigv4_credentials,
                 events_file=None if args.events_file is None else Path(args.events_file),
+                websocket_port=args.websocket_port,
             )
             cleanup.enter_context(runtime)
         except OSError as error:
@@ -364,7 +374,7 @@ def _local(args: argparse.Namespace) -> int:
             f"async-job local: {len(runtime.apis)} job API(s), ready in {time.monotonic() - started:.1f} s"
         )
         for api in runtime.apis:
-            for line in _describe_api(api):
+            for line in _describe_api(api, runtime):
                 _print(line)
         _print(f"  backend: {runtime.backend.describe()}")
         _print(_describe_callers(args, runtime))

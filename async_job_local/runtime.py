@@ -335,6 +335,7 @@ class LocalRuntime:
                     rewritten = websocket.rewrite(rewritten)
                 function.environment[name] = rewritten
 
+    def _handler_checks(self) -> list[HandlerCheck]:
         checks = []
         for api in self.apis:
             for job_type in api.spec.job_types.values():

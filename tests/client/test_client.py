@@ -393,7 +393,7 @@ def test_package_imports_neither_cdk_nor_runtime_nor_botocore() -> None:
     code = (
         "import sys, async_job_client, async_job_client.cli\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "{'aws_cdk', 'jsii', 'constructs', 'async_job_local', 'lambda_handlers', 'async_job_construct', 'botocore', 'rich'})\n"
+        "{'aws_cdk', 'jsii', 'constructs', 'async_job_local', 'lambda_handlers', 'async_job_construct', 'botocore', 'rich', 'websockets'})\n"
         "print(bad)"
     )
     out = subprocess.run(
