@@ -7,6 +7,7 @@ from async_job_construct.auth import JobApiAuth, JobApiAuthKind
 from async_job_construct.job_type import JobType
 from async_job_construct.monitoring import AlarmOverride, JobAlarm, JobMonitoring, MonitoringOptions
 from async_job_construct.validation import PropValueError
+from async_job_construct.websocket import JobWebSocket, JobWebSocketOptions
 
 try:
     __version__: str = version("async-job-construct")
@@ -22,6 +23,8 @@ __all__ = [
     "JobApiAuthKind",
     "JobMonitoring",
     "JobType",
+    "JobWebSocket",
+    "JobWebSocketOptions",
     "MonitoringOptions",
     "PropValueError",
 ]

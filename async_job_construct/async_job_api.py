@@ -24,7 +24,7 @@ from constructs import Construct, IValidation
 from async_job_construct.auth import JobApiAuth
 from async_job_construct.bucket import JobBucket
 from async_job_construct.functions import FunctionFactory, FunctionOptions
-from async_job_construct.gateway import GatewayOptions, JobGateway
+from async_job_construct.gateway import GatewayOptions, JobGateway, logging_account
 from async_job_construct.job_type import JobType
 from async_job_construct.monitoring import JobMonitoring, MonitoringOptions
 from async_job_construct.props import ApiProps, refuse_partial_single_type
@@ -32,7 +32,8 @@ from async_job_construct.push import PushOptions
 from async_job_construct.runtime_assets import runtime_assets
 from async_job_construct.shared_functions import SharedFunctions, service_name
 from async_job_construct.table import status_table
-from lambda_handlers.contract import DEFAULT_JOB_TYPE, JOBS_PATH
+from async_job_construct.websocket import JobWebSocket, JobWebSocketOptions
+from lambda_handlers.contract import DEFAULT_JOB_TYPE, JOBS_PATH, Env
 
 __all__ = ["AsyncJobApi"]
 
@@ -119,6 +120,7 @@ class AsyncJobApi(Construct):
         retry_base_delay: Duration | None = None,
         retry_max_delay: Duration | None = None,
         trace_aws_calls: bool | None = None,
+        websocket: JobWebSocketOptions | bool | None = None,
     ) -> None:
         """Create the job API, and its one job type ``jobs`` when ``handler`` and ``code`` are given.
 
@@ -182,6 +184,10 @@ class AsyncJobApi(Construct):
             Create API Gateway's account-level logging role (one per stack, shared by its APIs). Default: false.
         idempotency_key_required
             Refuse a ``POST`` without ``Idempotency-Key`` (``400``). Default: false.
+        websocket
+            Live job updates over a WebSocket API (docs/websockets.md): ``True``, or ``JobWebSocketOptions(...)``
+            (required with Cognito or custom auth: its ``authorizer_function``). Default: none (nothing is
+            created).
         """
         super().__init__(scope, id)
         single_type: dict[str, Any] = {
@@ -221,6 +227,7 @@ class AsyncJobApi(Construct):
             cloud_watch_role=cloud_watch_role,
             cors=cors,
             web_acl_arn=web_acl_arn,
+            websocket=websocket,
         )
         self.job_ttl: Duration = props.job_ttl
         self.poll_interval: Duration = props.poll_interval
@@ -335,8 +342,39 @@ class AsyncJobApi(Construct):
         self.job_resource: apigateway.Resource = self._gateway.job_resource
         #: The ``/jobs`` URL (``POST`` for the type ``jobs``; ``/jobs/{id}`` below it for every job).
         self.url: str = self.api.url_for_path(f"/{JOBS_PATH}")
+        #: The WebSocket of live job updates (None unless ``websocket`` is on).
+        self.websocket: JobWebSocket | None = None
+        if props.websocket is not None:
+            self.websocket = self._add_websocket(props)
         self.node.add_validation(_HasJobTypes(self))
         self.monitoring = JobMonitoring(self, "Monitoring", api=self, options=monitoring)
+
+    def _add_websocket(self, props: ApiProps) -> JobWebSocket:
+        assert props.websocket is not None
+        websocket = JobWebSocket(
+            self,
+            "WebSocket",
+            options=props.websocket,
+            table=self.table,
+            jobs_url=self.url,
+            operators=self.operators,
+            encryption_key=self.encryption_key,
+            removal_policy=self.removal_policy,
+            create=self._shared.create_function,
+            log_group=self._functions.log_group,
+            logging_account=logging_account(self) if self.cloud_watch_role else None,
+        )
+        websocket.grant_status_table(self._shared.grant_items)
+        for function in (self.submit_function, self.status_function):
+            function.add_environment(Env.WEBSOCKET_URL, websocket.url)
+        # A new job of an owner someone follows is written watched: one GetItem of the owner's watch per POST.
+        self.submit_function.add_environment(Env.CONNECTIONS_TABLE, websocket.connections_table.table_name)
+        websocket.connections_table.grant(self.submit_function, "dynamodb:GetItem")
+        if self.encryption_key is not None:
+            self.encryption_key.grant_decrypt(self.submit_function)
+        for function in (websocket.connection_function, websocket.push_function):
+            self._objects.grant_results_read(function)  # the presigned links of a job's files
+        return websocket
 
     # --------------------------------------------------------------------------------------------- job types
 
@@ -461,13 +499,15 @@ class AsyncJobApi(Construct):
         """Let ``grantee`` submit jobs of every type (also of types added later), and read and cancel its own.
 
         Grants ``execute-api:Invoke`` on ``POST /{name}`` of every type, ``GET /jobs`` (list its own) and
-        ``GET``/``DELETE /jobs/*``.
+        ``GET``/``DELETE /jobs/*``; with a WebSocket, also on its ``$connect`` (to follow its own jobs).
 
         Examples
         --------
         >>> jobs.grant_invoke(client_role)
         """
         self._invokers.append(grantee)
+        if self.websocket is not None:
+            self.websocket.grant_connect(grantee)
         return iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["execute-api:Invoke"],

@@ -23,7 +23,7 @@ from async_job_construct.compliance import (
 from async_job_construct.metadata import mark
 from lambda_handlers.contract import JOBS_PATH, LIST_QUERY_PARAMETERS, Role
 
-__all__ = ["ACCESS_LOG_FIELDS", "GATEWAY_PROBLEMS", "GatewayOptions", "JobGateway"]
+__all__ = ["ACCESS_LOG_FIELDS", "GATEWAY_PROBLEMS", "GatewayOptions", "JobGateway", "logging_account"]
 
 #: The stage's access log line (JSON), with the latencies a job API is judged by.
 ACCESS_LOG_FIELDS: Final = {
@@ -317,6 +317,12 @@ class JobGateway:
         methods = self.api.methods
         acknowledge_method_authorization(methods[self._acknowledged :], self._options.auth.kind)
         self._acknowledged = len(methods)
+
+
+def logging_account(scope: Construct) -> apigateway.CfnAccount | None:
+    """API Gateway's account settings (its logging role) made by an AsyncJobApi of this stack, if any: a
+    WebSocket stage that logs waits for it too."""
+    return _shared_account(scope)
 
 
 def _shared_account(scope: Construct) -> apigateway.CfnAccount | None:

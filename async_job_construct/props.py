@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from async_job_construct.validation import (
     check_instance,
     check_int_range,
 )
+from async_job_construct.websocket import JobWebSocketOptions, ResolvedWebSocket
 
 __all__ = ["ApiProps", "refuse_partial_single_type"]
 
@@ -48,6 +50,8 @@ class ApiProps:
     cloud_watch_role: bool
     cors: apigateway.CorsOptions | None
     web_acl_arn: str | None
+    #: The WebSocket's options, resolved; None: no WebSocket.
+    websocket: ResolvedWebSocket | None = None
 
     @staticmethod
     def resolve(
@@ -72,6 +76,7 @@ class ApiProps:
         cloud_watch_role: bool | None,
         cors: apigateway.CorsOptions | None,
         web_acl_arn: str | None,
+        websocket: JobWebSocketOptions | bool | None = None,
     ) -> ApiProps:
         """Resolve every default and check every value (``PropValueError`` naming the prop and the fix)."""
         props = ApiProps(
@@ -116,6 +121,7 @@ class ApiProps:
         ):
             check_instance(prop, value, expected, example)
         props._validate()
+        props = _with_websocket(props, websocket)
         if props.auth.kind is JobApiAuthKind.NONE:
             Annotations.of(scope).add_warning_v2(
                 "async-job:no-auth",
@@ -141,6 +147,21 @@ class ApiProps:
                     "must hold caller identities, not empty or padded strings",
                     "Pass identities as the API sees them, e.g. 'arn:aws:iam::123456789012:role/Operators'.",
                 )
+
+
+def _with_websocket(props: ApiProps, websocket: JobWebSocketOptions | bool | None) -> ApiProps:
+    """``props`` with the WebSocket's options resolved: ``True`` is ``JobWebSocketOptions()``, ``False`` none."""
+    if websocket is None or websocket is False:
+        return props
+    if websocket is True:
+        websocket = JobWebSocketOptions()
+    check_instance("websocket", websocket, JobWebSocketOptions, "websocket=True or JobWebSocketOptions(...)")
+    resolved = websocket.resolve(
+        auth=props.auth.kind,
+        rate_limit=props.throttling_rate_limit,
+        burst_limit=props.throttling_burst_limit,
+    )
+    return dataclasses.replace(props, websocket=resolved)
 
 
 def refuse_partial_single_type(handler: object, code: object, single_type: Mapping[str, object]) -> None:

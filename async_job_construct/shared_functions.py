@@ -113,9 +113,11 @@ class SharedFunctions:
         self.extend_runtime_layer(runtime, architecture)
         code = lambda_.Code.from_asset(str(assets.function_dir))
 
-        def create(id: str, role: str, handler: str, variables: Mapping[str, str]) -> lambda_.Function:
+        def create_in(
+            where: Construct, id: str, role: str, handler: str, variables: Mapping[str, str]
+        ) -> lambda_.Function:
             return functions.create(
-                scope,
+                where,
                 id,
                 role=role,
                 code=code,
@@ -130,6 +132,12 @@ class SharedFunctions:
                 architecture=architecture,
                 environment={**self.common_environment, **variables},
             )
+
+        def create(id: str, role: str, handler: str, variables: Mapping[str, str]) -> lambda_.Function:
+            return create_in(scope, id, role, handler, variables)
+
+        #: Makes one more function of the API in a scope of its own (the WebSocket's): code, runtime, settings.
+        self.create_function = create_in
 
         retry_after = str(int(props.poll_interval.to_seconds()))
         self.submit_function = create(
@@ -190,6 +198,12 @@ class SharedFunctions:
         job_types = Token.as_string(_JobTypesDocument(scope, self._job_types))
         self.submit_function.add_environment(Env.JOB_TYPES, job_types)
         self.dead_letter_function.add_environment(Env.JOB_TYPES, job_types)
+
+    def grant_items(self, function: lambda_.IFunction, *actions: str) -> None:
+        """Item ``actions`` on the status table alone, and its key (the WebSocket's functions)."""
+        self._grant_items(function, *actions)
+        if isinstance(function, lambda_.Function):
+            self._grant_table_key(function)
 
     def _grant_items(self, function: lambda_.IFunction, *actions: str) -> None:
         """Item ``actions`` on the table alone: ``table.grant`` would add ``index/*`` for a table with indexes."""
