@@ -29,6 +29,9 @@ class SampleJobsStack(cdk.Stack):
             timeout=cdk.Duration.minutes(5),
             # A fresh account has no role for API Gateway to write the stage's logs with; the sample brings one.
             cloud_watch_role=True,
+            # Live job updates over a WebSocket API: `-c websocket=true` (scripts/run passes it, so the local
+            # demo's progress is pushed); off by default, so the deployed sample has none.
+            websocket=self.node.try_get_context("websocket") in (True, "true"),
         )
         cdk.Validations.of(self.jobs.api.deployment_stage).acknowledge(
             cdk.Acknowledgment(

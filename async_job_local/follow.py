@@ -1,7 +1,13 @@
-"""``async-job local --submit``: submit one job, follow its progress, print its outcome."""
+"""``async-job local --submit``: submit one job, follow its progress, print its outcome.
+
+When the API has a WebSocket (the submit's ``Link: <...>; rel="updates"``) and ``websockets`` is installed, the
+progress is pushed: ``async_job_client.JobClient.wait`` follows the job there (falling back to polling if the
+connection drops). Otherwise the job is read every ``poll_interval`` seconds.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shlex
 import sys
@@ -9,6 +15,8 @@ import threading
 import time
 from typing import IO, Any, Final
 
+import async_job_client
+from async_job_client.client import updates_link
 from async_job_local.client import TERMINAL_STATUSES, JobClient
 from async_job_local.runtime import LocalRuntime
 from lambda_handlers.contract import PRINCIPAL_HEADER
@@ -118,10 +126,15 @@ def follow(
         return EXIT_NOT_SUCCEEDED
     job = response.json()
     url = response.header("Location") or client.job_url(job["id"])
-    _print(f"job {job['id']} accepted; following it (Ctrl-C to stop)")
+    updates = updates_link(response.header("Link"))
+    pushed = updates is not None and importlib.util.find_spec("websockets") is not None
+    how = f"pushed over {updates}" if pushed else f"read every {poll_interval:g} s"
+    _print(f"job {job['id']} accepted; following it, {how} (Ctrl-C to stop)")
     progress = Progress(sys.stdout)
     progress.update(job)
-    while not stop.is_set():
+    if pushed:
+        job = _follow_push(api.base_url, job, updates, principal, progress, stop)
+    while not stop.is_set() and job.get("status") not in TERMINAL_STATUSES:
         reply = client.status(url)
         if reply.status != 200:
             progress.finish()
@@ -149,3 +162,37 @@ def follow(
     _print(f"status URL: {url}")
     _print(f"  curl -H {shlex.quote(f'{PRINCIPAL_HEADER}: {principal}')} {url}")
     return EXIT_SUCCEEDED if job["status"] == "SUCCEEDED" else EXIT_NOT_SUCCEEDED
+
+
+def _follow_push(
+    base_url: str,
+    job: dict[str, Any],
+    updates: str | None,
+    principal: str,
+    progress: Progress,
+    stop: threading.Event,
+) -> dict[str, Any]:
+    """Follow the job's push (``JobClient.wait``, in a thread so that ``stop`` ends the wait); the last job
+    seen (its polling loop takes over if the wait failed)."""
+    client = async_job_client.JobClient(base_url, auth=async_job_client.LocalCaller(principal))
+    first = async_job_client.Job.from_resource(job, updates_url=updates)
+    latest: list[dict[str, Any]] = [job]
+    done = threading.Event()
+
+    def shown(state: async_job_client.Job) -> None:
+        latest.append(state.to_dict())
+        progress.update(latest[-1])
+
+    def wait() -> None:
+        try:
+            client.wait(first.id, on_progress=shown, first=first)
+        except async_job_client.ClientError as error:
+            _print(f"\nasync-job local: following the push failed ({error}); reading the job instead")
+        finally:
+            done.set()
+
+    threading.Thread(target=wait, name="follow-push", daemon=True).start()
+    while not done.wait(0.1):
+        if stop.is_set():
+            break
+    return latest[-1]
