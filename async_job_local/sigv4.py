@@ -692,7 +692,10 @@ def verify_presigned(
             f"{parameters['X-Amz-Credential']!r})."
         )
     names = tuple(name.strip().lower() for name in parameters["X-Amz-SignedHeaders"].split(";"))
-    authorization = _Authorization(*scope, names, parameters["X-Amz-Signature"])
+    key_id, date, region_of_scope, service_of_scope, terminator = scope
+    authorization = _Authorization(
+        key_id, date, region_of_scope, service_of_scope, terminator, names, parameters["X-Amz-Signature"]
+    )
     if "host" not in names:
         raise _incomplete("'Host' must be a 'SignedHeader' in the presigned request.")
     try:
@@ -724,8 +727,11 @@ def verify_presigned(
         _check_signature(
             unsigned, authorization, credential, when, hashlib.sha256(b"").hexdigest(), region, service
         )
-    except SignatureRejectedError:
-        _check_signature(unsigned, authorization, credential, when, _UNSIGNED_PAYLOAD, region, service)
+    except SignatureRejectedError as mismatch:
+        try:
+            _check_signature(unsigned, authorization, credential, when, _UNSIGNED_PAYLOAD, region, service)
+        except SignatureRejectedError:
+            raise mismatch from None
     return Signer(
         arn=credential.arn, access_key_id=credential.access_key_id, account_id=credential.account_id
     )
