@@ -109,6 +109,14 @@ class World:
         return str(body(response)["id"])
 
 
+def with_websocket(world: World) -> World:
+    """The world with the API's WebSocket on: its REST answers link it (``Link: <wss://...>; rel="updates"``)."""
+    world.function(
+        "status", ASYNC_JOB_WEBSOCKET_URL="wss://ws123abcde.execute-api.us-east-1.amazonaws.com/prod"
+    )
+    return world
+
+
 def while_running(world: World, look: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
     """What ``look(job_id)`` answers while the worker runs the job (after it reported 50 %)."""
     job_id = world.posted()
@@ -225,6 +233,7 @@ SCENARIOS: dict[str, Scenario] = {
     # ---------------------------------------------------------------------------------- POST /{type}
     "post-202": Scenario("POST", JOBS, 202, None, lambda w: w.post()),
     "post-202-typed": Scenario("POST", JOBS, 202, None, lambda w: w.post_typed("reports")),
+    "post-202-websocket-link": Scenario("POST", JOBS, 202, None, lambda w: with_websocket(w).post()),
     "post-404-job-type-not-found": Scenario(
         "POST", JOBS, 404, "job-type-not-found", lambda w: w.post_typed("videos")
     ),
@@ -309,6 +318,7 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     # -------------------------------------------------------------------------------- GET /jobs/{id}
     "get-200-queued": Scenario("GET", JOB, 200, None, lambda w: w.get(w.posted())),
+    "get-200-websocket-link": Scenario("GET", JOB, 200, None, lambda w: with_websocket(w).get(w.posted())),
     "get-200-queued-after-a-failed-attempt": Scenario("GET", JOB, 200, None, read_after("crash")),
     "get-200-running": Scenario("GET", JOB, 200, None, lambda w: while_running(w, w.get)),
     "get-200-running-cancel-requested": Scenario(
