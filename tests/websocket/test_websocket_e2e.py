@@ -13,6 +13,8 @@ import datetime as dt
 import io
 import itertools
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -260,3 +262,19 @@ def test_push_costs_far_fewer_requests_than_polling(started: Started) -> None:
     assert set(results) == set(clients)
     assert results["push"][0] < results["poll (Retry-After)"][0]
     assert results["push"][0] * 5 <= results["poll (every 1 s)"][0]
+
+
+def test_the_clis_progress_follows_the_push(started: Started) -> None:
+    # GIVEN the job client's CLI, polling only as Retry-After says were it not for the push
+    payload, log = started.job_payload("cli")
+    command = [str(Path(sys.executable).parent / "async-job"), "submit", started.base_url]
+    command += ["--data", json.dumps(payload), "--wait", "--no-progress", "--principal", "cli-user"]
+
+    # WHEN it submits and waits
+    done = subprocess.run(command, capture_output=True, text=True, timeout=JOB_DEADLINE, cwd=ROOT)
+
+    # THEN it printed a line for every progress report, in order, and exited 0 with the result
+    assert done.returncode == 0, done.stderr
+    shown = [line.split("  ", 1)[1] for line in done.stderr.splitlines() if " RUNNING  " in line]
+    assert shown == [f"{percent:g}% {message}" for percent, message in _reports(log)], done.stderr
+    assert "SUCCEEDED" in done.stdout
