@@ -22,7 +22,7 @@ from async_job_construct.validation import (
     check_instance,
     check_int_range,
 )
-from async_job_construct.websocket import JobWebSocketOptions, ResolvedWebSocket
+from async_job_construct.websocket_options import JobWebSocketOptions, ResolvedWebSocket
 
 __all__ = ["ApiProps", "refuse_partial_single_type"]
 

@@ -82,7 +82,7 @@ class Synthesized:
         self.off = AsyncJobApi(stack, "Off", handler="m.f", code=TEAM_CODE)
         self.stack = stack
         self.template = Template.from_stack(stack)
-        self.json: dict[str, Any] = self.template.to_json()
+        self.json: dict[str, Any] = dict(self.template.to_json())
 
 
 def _token_authorizer(stack: cdk.Stack, function: lambda_.IFunction) -> Any:
