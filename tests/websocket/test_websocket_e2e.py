@@ -13,6 +13,7 @@ import datetime as dt
 import io
 import itertools
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -278,3 +279,44 @@ def test_the_clis_progress_follows_the_push(started: Started) -> None:
     shown = [line.split("  ", 1)[1] for line in done.stderr.splitlines() if " RUNNING  " in line]
     assert shown == [f"{percent:g}% {message}" for percent, message in _reports(log)], done.stderr
     assert "SUCCEEDED" in done.stdout
+
+
+def test_local_submit_follows_the_job_over_the_websocket(started: Started) -> None:
+    # GIVEN the ws app's assembly (no synthesis), served by `async-job local --submit` in a process of its own
+    payload, log = started.job_payload("local-submit")
+    port, websocket_port = _free_port(), _free_port()
+    command = [
+        str(Path(sys.executable).parent / "async-job"),
+        "local",
+        "--app",
+        str(started.work / "cdk.out"),
+    ]
+    command += [
+        "--port",
+        str(port),
+        "--websocket-port",
+        str(websocket_port),
+        "--no-function-logs",
+        "--submit",
+        json.dumps(payload),
+        "--exit-when-done",
+    ]
+
+    # WHEN it runs the job
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=ROOT)
+
+    # THEN it says the progress is pushed, shows every report in order, and ends SUCCEEDED
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"WebSocket: ws://127.0.0.1:{websocket_port}/prod" in done.stdout
+    assert f"pushed over ws://127.0.0.1:{websocket_port}/prod" in done.stdout
+    bars = [
+        line.split("RUNNING", 1)[1].strip() for line in done.stdout.splitlines() if "%  RUNNING   " in line
+    ]
+    assert bars == [message for _, message in _reports(log)], done.stdout
+    assert "SUCCEEDED after" in done.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
