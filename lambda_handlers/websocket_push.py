@@ -91,8 +91,10 @@ def visible_change(record: dict[str, Any]) -> Job | None:
         return None
     job = Job.from_item(new)
     old = images.get("OldImage") or {}
-    if "status" in old and Job.from_item(old).to_resource("") == job.to_resource(""):
-        return None
+    if "status" in old:
+        before = Job.from_item(old)
+        if (before.to_resource(""), before.files) == (job.to_resource(""), job.files):
+            return None
     return job
 
 

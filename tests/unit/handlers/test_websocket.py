@@ -465,3 +465,30 @@ def test_a_watch_that_is_over_and_followed_by_nobody_is_removed(
         "batchItemFailures": []
     }
     assert "watchedUntil" not in (ws_env.item(job.job_id) or {})
+
+
+def test_a_saved_file_is_a_visible_change_a_lease_renewal_is_not(ws_env: Aws, push: ModuleType) -> None:
+    job = a_job(ws_env, run_id="r1", lease_until=1)
+    saved = dataclasses.replace(
+        job, files=json.dumps([{"name": "a.csv", "size": 3, "contentType": "text/csv"}])
+    )
+
+    assert push.visible_change(stream_record(saved, job, "1")) == saved
+    assert push.visible_change(stream_record(dataclasses.replace(job, lease_until=2), job, "2")) is None
+    assert push.visible_change({"eventName": "REMOVE", "dynamodb": {"OldImage": job.to_item()}}) is None
+
+
+def test_a_frame_over_the_message_limit_leaves_out_the_inline_result() -> None:
+    from lambda_handlers.updates import MAX_FRAME_BYTES, encode, job_frame
+
+    job = Job.new(str(uuid.uuid4()), owner=ALICE, payload_sha256="0" * 64, now=utc_now(), ttl_seconds=60)
+    big = dataclasses.replace(job, status=JobStatus.SUCCEEDED, result=json.dumps("x" * 200_000))
+    small = dataclasses.replace(big, result='"ok"')
+
+    data = encode(job_frame(big, JOBS_URL, None))
+
+    assert len(data) <= MAX_FRAME_BYTES
+    shown = json.loads(data)["job"]
+    assert "result" not in shown
+    assert shown["links"]["result"] == f"{JOBS_URL}/{job.job_id}/result"
+    assert json.loads(encode(job_frame(small, JOBS_URL, None)))["job"]["result"] == "ok"
