@@ -149,8 +149,10 @@ class GatewayServer:
         self._thread.start()
 
     def close(self) -> None:
-        """Stop serving and close the listening socket."""
-        self._httpd.shutdown()
+        """Stop serving and close the listening socket (a server never started is only closed: shutting it
+        down would wait for a loop that never ran)."""
+        if self._thread.is_alive():
+            self._httpd.shutdown()
         self._httpd.server_close()
 
 

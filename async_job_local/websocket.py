@@ -289,11 +289,15 @@ class LocalWebSocketApi:
 
     def close(self) -> None:
         """Stop serving: open connections are closed (``1001``) and their ``$disconnect`` invoked."""
-        if self._threads:
-            self._management.shutdown()
+        if not self._threads:  # never served: shutting the servers down would wait for their loops for ever
+            self._management.server_close()
+            self._server.socket.close()
+            return
+        self._management.shutdown()
         self._management.server_close()
         with contextlib.suppress(OSError):
             self._server.shutdown()
+        self._threads = []
 
     def rewrite(self, value: str) -> str:
         """``value`` with this API's deployed URLs replaced by the local ones (``wss://{id}.execute-api...``

@@ -183,6 +183,8 @@ def test_wait_recovers_from_a_connection_cut_mid_job(started: Started) -> None:
     assert isinstance(finished, Job), finished
     assert finished.status == "SUCCEEDED"
     assert client.updates_connections >= 2
+    # the submit, the connections, and at least the GET at the cut
+    assert client.requests_sent >= 1 + client.updates_connections + 1
     assert connection not in started.websocket.connection_ids
     assert all(later.is_newer_than(earlier) for earlier, later in itertools.pairwise(shown))
     assert len(_reports(log)) == STEPS
