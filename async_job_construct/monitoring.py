@@ -665,6 +665,11 @@ class JobMonitoring(Construct):
             api.dead_letter_function,
             api.events_function,
             api.webhook_function,
+            *(
+                ()
+                if api.websocket is None
+                else (api.websocket.connection_function, api.websocket.push_function)
+            ),
         ):
             if function is not None:
                 self._function_log_groups.append(function.log_group)

@@ -363,3 +363,10 @@ def test_the_websocket_attributes_are_typed(synthesized: Synthesized) -> None:
         props(synthesized.json, IAM_PATH, "websocket-push")["Handler"]
         == "lambda_handlers.websocket_push.handler"
     )
+
+
+def test_the_saved_log_queries_read_the_websocket_functions_too(synthesized: Synthesized) -> None:
+    push_logs = synthesized.iam.websocket.push_function.log_group  # type: ignore[union-attr]
+    logs_id = synthesized.stack.get_logical_id(push_logs.node.default_child)  # type: ignore[arg-type]
+    queries = synthesized.template.find_resources("AWS::Logs::QueryDefinition")
+    assert any(refers_to(q["Properties"]["LogGroupNames"], logs_id) for q in queries.values())
