@@ -39,6 +39,7 @@ __all__ = [
     "QUEUE_RETENTION",
     "SHARED_FUNCTION_TIMEOUT",
     "VISIBILITY_TIMEOUT_FACTOR",
+    "WEBSOCKET_PUSH_FUNCTION_TIMEOUT",
 ]
 
 # ------------------------------------------------------------------------------------------ per job type
@@ -70,6 +71,8 @@ QUEUE_RETENTION: Final = Duration.days(14)
 #: The submit and status functions answer API Gateway (29 s at most); they make one or two calls.
 SHARED_FUNCTION_TIMEOUT: Final = Duration.seconds(10)
 DEAD_LETTER_FUNCTION_TIMEOUT: Final = Duration.seconds(30)
+#: The WebSocket's push posts each of up to 10 changes to every subscriber of the job, one call each.
+WEBSOCKET_PUSH_FUNCTION_TIMEOUT: Final = Duration.seconds(30)
 API_FUNCTION_MEMORY_SIZE: Final = 256
 
 # ------------------------------------------------------------------- the public Powertools layer

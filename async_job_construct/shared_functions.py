@@ -27,6 +27,12 @@ if TYPE_CHECKING:
 
 __all__ = ["SharedFunctions", "service_name"]
 
+#: The functions that may take longer than the API's own (which answer API Gateway within 10 s).
+_TIMEOUTS = {
+    Role.DEAD_LETTER: defaults.DEAD_LETTER_FUNCTION_TIMEOUT,
+    Role.WEBSOCKET_PUSH: defaults.WEBSOCKET_PUSH_FUNCTION_TIMEOUT,
+}
+
 
 @jsii.implements(IResolvable)
 class _JobTypesDocument:
@@ -122,11 +128,7 @@ class SharedFunctions:
                 role=role,
                 code=code,
                 handler=handler,
-                timeout=(
-                    defaults.DEAD_LETTER_FUNCTION_TIMEOUT
-                    if role == Role.DEAD_LETTER
-                    else defaults.SHARED_FUNCTION_TIMEOUT
-                ),
+                timeout=_TIMEOUTS.get(role, defaults.SHARED_FUNCTION_TIMEOUT),
                 memory_size=defaults.API_FUNCTION_MEMORY_SIZE,
                 runtime=runtime,
                 architecture=architecture,
