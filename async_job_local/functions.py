@@ -94,7 +94,7 @@ def function_sys_path(spec: FunctionSpec) -> list[str]:
     provides, then the standard library (``async_job_local.dependencies`` tells why, in that order). The
     environment's interpreter runs without ``site``, so the virtualenv running the local runtime is not seen.
     """
-    return function_path(spec.code_dir, spec.layer_dirs)
+    return function_path(spec.code_dir, spec.layer_dirs, spec.runtime)
 
 
 class _Died(Exception):
