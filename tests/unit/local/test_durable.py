@@ -236,9 +236,7 @@ def test_list_by_function_filters_statuses_and_start_time(client: Any) -> None:
     assert stopped not in {e["DurableExecutionArn"] for e in running["DurableExecutions"]}
 
 
-def test_child_processes_checkpoint_through_the_endpoint(
-    service: LocalDurableService, tmp_path: Path
-) -> None:
+def test_child_processes_checkpoint_through_the_endpoint(service: LocalDurableService) -> None:
     # The handler's steps were checkpointed by the child over HTTP: a finished execution's state lists them
     client = boto3.client(
         "lambda",
