@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import jsii
-from aws_cdk import Fn, IResolvable, IResolveContext, Stack, Token
+from aws_cdk import Duration, Fn, IResolvable, IResolveContext, Stack, Token
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -111,24 +111,22 @@ class SharedFunctions:
         self._layer_runtimes: list[str] = []
         self._layer_architectures: list[str] = []
         self.extend_runtime_layer(runtime, architecture)
-        code = lambda_.Code.from_asset(str(assets.function_dir))
+        self._functions = functions
+        self._code = lambda_.Code.from_asset(str(assets.function_dir))
+        self._runtime, self._architecture = runtime, architecture
 
         def create(id: str, role: str, handler: str, variables: Mapping[str, str]) -> lambda_.Function:
-            return functions.create(
+            return self.create_function(
                 scope,
                 id,
                 role=role,
-                code=code,
                 handler=handler,
+                variables=variables,
                 timeout=(
                     defaults.DEAD_LETTER_FUNCTION_TIMEOUT
                     if role == Role.DEAD_LETTER
                     else defaults.SHARED_FUNCTION_TIMEOUT
                 ),
-                memory_size=defaults.API_FUNCTION_MEMORY_SIZE,
-                runtime=runtime,
-                architecture=architecture,
-                environment={**self.common_environment, **variables},
             )
 
         retry_after = str(int(props.poll_interval.to_seconds()))
@@ -190,6 +188,52 @@ class SharedFunctions:
         job_types = Token.as_string(_JobTypesDocument(scope, self._job_types))
         self.submit_function.add_environment(Env.JOB_TYPES, job_types)
         self.dead_letter_function.add_environment(Env.JOB_TYPES, job_types)
+
+    def create_function(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        role: str,
+        handler: str,
+        variables: Mapping[str, str],
+        timeout: Duration,
+        runtime: lambda_.Runtime | None = None,
+        architecture: lambda_.Architecture | None = None,
+        job_type: str | None = None,
+    ) -> lambda_.Function:
+        """One of the API's own functions (the runtime's code, no team code): the common environment and
+        ``variables``, on the API's runtime and architecture unless given."""
+        return self._functions.create(
+            scope,
+            id,
+            role=role,
+            code=self._code,
+            handler=handler,
+            timeout=timeout,
+            memory_size=defaults.API_FUNCTION_MEMORY_SIZE,
+            runtime=self._runtime if runtime is None else runtime,
+            architecture=self._architecture if architecture is None else architecture,
+            environment={**self.common_environment, **variables},
+            job_type=job_type,
+        )
+
+    def grant_starter(self, starter: lambda_.Function) -> None:
+        """What a long type's starter does to the table: read a job (skip a finished one), end it (FAILED)."""
+        self._grant_items(starter, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        self._grant_table_key(starter)
+
+    def grant_stop_execution(self, durable_worker: lambda_.IFunction) -> None:
+        """Let the status function stop the executions of ``durable_worker`` (cancel of a long type's job).
+
+        Durable executions are authorized on their own ARN, ``<function ARN>:<version>/durable-execution/...``:
+        ``<function ARN>:*`` is every version's, and nothing of another function.
+        """
+        iam.Grant.add_to_principal(
+            grantee=self.status_function,
+            actions=["lambda:StopDurableExecution"],
+            resource_arns=[f"{durable_worker.function_arn}:*"],
+        )
 
     def _grant_items(self, function: lambda_.IFunction, *actions: str) -> None:
         """Item ``actions`` on the table alone: ``table.grant`` would add ``index/*`` for a table with indexes."""
