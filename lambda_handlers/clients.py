@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["dynamodb", "events", "queue_url", "s3", "secrets", "sqs"]
+__all__ = ["dynamodb", "events", "lambda_", "queue_url", "s3", "secrets", "sqs"]
 
 
 def _config() -> Config:
@@ -92,6 +92,21 @@ def secrets() -> Any:
     import boto3
 
     return boto3.client("secretsmanager", config=_config())
+
+
+@cache
+def lambda_() -> Any:
+    """The Lambda client of this execution environment: the starter's ``Invoke`` and durable-execution listing,
+    the status function's ``StopDurableExecution``. ``AWS_ENDPOINT_URL_LAMBDA`` (or ``AWS_ENDPOINT_URL``) points it
+    at another endpoint, as it does the durable SDK's own client (the local runtime's durable service).
+
+    Examples
+    --------
+    >>> lambda_().invoke(FunctionName=version_arn, InvocationType="Event", DurableExecutionName=job_id, Payload=body)
+    """
+    import boto3
+
+    return boto3.client("lambda", config=_config())
 
 
 def queue_url(queue_arn: object) -> str:

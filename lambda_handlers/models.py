@@ -175,6 +175,8 @@ class Job:
     files: str | None = None
     #: The caller's webhook and its delivery: JSON text of ``{"url", "status", "attempts", ...}``.
     webhook: str | None = None
+    #: A long job type's durable execution ARN, recorded by its claim (``DELETE`` stops that execution).
+    execution: str | None = None
 
     @classmethod
     def new(
@@ -275,6 +277,7 @@ class Job:
                 result_bytes=_opt_int(item, "resultBytes"),
                 files=_opt_s(item, "files"),
                 webhook=_opt_s(item, "webhook"),
+                execution=_opt_s(item, "execution"),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ItemError(f"status-table item {item.get('pk')!r} is malformed: {error!r}") from error
@@ -308,6 +311,7 @@ class Job:
             "resultRef": self.result_ref,
             "files": self.files,
             "webhook": self.webhook,
+            "execution": self.execution,
         }
         item.update({name: {"S": value} for name, value in optional.items() if value is not None})
         if self.progress_percent is not None:
