@@ -156,6 +156,13 @@ def _parser() -> argparse.ArgumentParser:
         "Default: signatures are not checked",
     )
     local.add_argument(
+        "--sweep-interval",
+        type=_positive_seconds,
+        metavar="S",
+        help="seconds between the scheduled sweeps of long job types (their starter's rate(...) rule; "
+        "default: the rule's own rate, 5 minutes)",
+    )
+    local.add_argument(
         "--request-timeout",
         type=_positive_seconds,
         default=DEFAULT_REQUEST_TIMEOUT,
@@ -250,7 +257,13 @@ def _describe_api(api: LocalApi) -> list[str]:
     lines = [f"  {api.spec.path}: {api.jobs_url}"]
     for name, job_type in api.spec.job_types.items():
         handler = job_type.handler or job_type.worker.handler
-        lines.append(f"      job type {name}: POST {api.base_url}/{name} (handler {handler})")
+        durable = job_type.worker.durable
+        kind = (
+            ""
+            if durable is None
+            else f", long: up to {durable.execution_timeout} s through invocations of {job_type.worker.timeout} s"
+        )
+        lines.append(f"      job type {name}: POST {api.base_url}/{name} (handler {handler}{kind})")
     for route in api.routes:
         if route.function is not None:
             lines.append(f"      {route.http_method:<6} {api.base_url}{route.resource_path}")
@@ -349,6 +362,7 @@ def _local(args: argparse.Namespace) -> int:
                 request_timeout=args.request_timeout,
                 sigv4_credentials=sigv4_credentials,
                 events_file=None if args.events_file is None else Path(args.events_file),
+                sweep_interval=args.sweep_interval,
             )
             cleanup.enter_context(runtime)
         except OSError as error:
@@ -367,6 +381,12 @@ def _local(args: argparse.Namespace) -> int:
             for line in _describe_api(api):
                 _print(line)
         _print(f"  backend: {runtime.backend.describe()}")
+        if runtime.durable is not None:
+            for durable in runtime.durable.functions.values():
+                _print(f"  durable function: {durable.version_arn}")
+            _print(
+                f"  durable executions: {runtime.durable.endpoint_url} (the functions' AWS_ENDPOINT_URL_LAMBDA)"
+            )
         _print(_describe_callers(args, runtime))
         where = "discarded" if log_stream is None else (log_path or "standard error")
         _print(f"  function logs: {where}")
