@@ -192,7 +192,7 @@ def _parser() -> argparse.ArgumentParser:
         "--type",
         dest="job_type",
         metavar="NAME",
-        help="with --submit: the job type to submit (default: the API's only type)",
+        help="with --submit: the job type to submit (default: the API's only type, or its handler's type jobs)",
     )
     local.add_argument(
         "--exit-when-done",
