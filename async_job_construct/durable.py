@@ -85,10 +85,11 @@ def _nag_arn(function: lambda_.IFunction) -> str:
     return str(resolved)
 
 
-def acknowledge_executions(role: iam.IRole | None, function: lambda_.IFunction, what: str) -> None:
-    """``<function ARN>:*`` is how IAM names the durable executions of one function (every version's)."""
-    if isinstance(role, Construct):
-        Validations.of(role).acknowledge(
+def acknowledge_executions(policy: object, function: lambda_.IFunction, what: str) -> None:
+    """``<function ARN>:*`` is how IAM names the durable executions of one function (every version's); cdk-nag
+    reports it on the policy that holds the statement (a role's default policy: on the role)."""
+    if isinstance(policy, Construct):
+        Validations.of(policy).acknowledge(
             Acknowledgment(
                 id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{_nag_arn(function)}:*]",
                 reason=f"{what}: Lambda authorizes durable execution actions on the execution's ARN, "
@@ -149,7 +150,7 @@ def create_durable_resources(
     )
     assert worker.role is not None
     worker_policy.attach_to_role(worker.role)
-    acknowledge_executions(worker.role, worker, "The durable worker checkpoints its own executions")
+    acknowledge_executions(worker_policy, worker, "The durable worker checkpoints its own executions")
     # Executions run on a version (an execution ARN names a version, never an alias); the starter gets the
     # version only once the worker may checkpoint.
     version = worker.current_version
