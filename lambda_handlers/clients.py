@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["dynamodb", "events", "lambda_", "queue_url", "s3", "secrets", "sqs"]
+__all__ = ["delay_record", "dynamodb", "events", "lambda_", "queue_url", "s3", "secrets", "sqs"]
 
 
 def _config() -> Config:
@@ -122,3 +122,23 @@ def queue_url(queue_arn: object) -> str:
     if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sqs" or not parts[4] or not parts[5]:
         raise ValueError(f"not an SQS queue ARN: {queue_arn!r}")
     return f"{sqs().meta.endpoint_url}/{parts[4]}/{parts[5]}"
+
+
+def delay_record(record: dict[str, Any], seconds: int) -> None:
+    """Make an SQS event record's message visible again only after ``seconds`` (``ChangeMessageVisibility``), so
+    that the event source delivers it again then (report the record in ``batchItemFailures`` too).
+
+    Raises
+    ------
+    Exception
+        Whatever the call raised (the message then keeps its visibility timeout).
+
+    Examples
+    --------
+    >>> delay_record(record, 60)
+    """
+    sqs().change_message_visibility(
+        QueueUrl=queue_url(record.get("eventSourceARN")),
+        ReceiptHandle=str(record.get("receiptHandle")),
+        VisibilityTimeout=seconds,
+    )

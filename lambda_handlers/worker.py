@@ -111,11 +111,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dic
 def _delay(record: dict[str, Any], seconds: int) -> None:
     """Make the record's message visible again only after ``seconds``; on failure it keeps its timeout."""
     try:
-        clients.sqs().change_message_visibility(
-            QueueUrl=clients.queue_url(record.get("eventSourceARN")),
-            ReceiptHandle=str(record.get("receiptHandle")),
-            VisibilityTimeout=seconds,
-        )
+        clients.delay_record(record, seconds)
     except Exception:  # whatever went wrong, the record is reported: nothing here may fail the batch
         logger.warning(
             "could not delay the retry; the message comes back after the visibility timeout",
