@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from aws_cdk import Acknowledgment, CfnResource, Duration, Stack, Validations
+from aws_cdk import Acknowledgment, CfnResource, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -133,6 +133,9 @@ def create_durable_resources(
         durable_config=lambda_.DurableConfig(
             execution_timeout=props.timeout, retention_period=defaults.DURABLE_RETENTION
         ),
+        # A deploy makes a new version; executions running on the old one replay its code until they end, so it
+        # is kept (CDK's default deletes it).
+        current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.RETAIN),
     )
     shared.grant_worker(worker)
     # A policy of its own, not the role's default one: the function depends on that (it must exist before the

@@ -132,6 +132,7 @@ class FunctionFactory:
         layers: Sequence[lambda_.ILayerVersion] = (),
         job_type: str | None = None,
         durable_config: lambda_.DurableConfig | None = None,
+        current_version_options: lambda_.VersionOptions | None = None,
     ) -> lambda_.Function:
         """A function with its own role and log group, marked as ``role`` of the API.
 
@@ -165,6 +166,7 @@ class FunctionFactory:
             logging_format=lambda_.LoggingFormat.JSON,
             role=execution_role,
             durable_config=durable_config,
+            current_version_options=current_version_options,
         )
         mark(function, api=self._api, role=role, job_type=job_type)
         skip_function_checks(function)

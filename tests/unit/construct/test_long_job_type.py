@@ -175,6 +175,8 @@ def test_the_durable_worker_has_no_event_source_and_its_version_waits_for_its_ch
     assert version["Properties"] == {"FunctionName": {"Ref": worker_id}}
     policy_id = synth.logical_id(synth.imports.node.find_child("WorkerDurablePolicy"))
     assert version["DependsOn"] == [policy_id]
+    # Kept on a deploy that makes a new one: its running executions replay its code until they end.
+    assert (version["DeletionPolicy"], version["UpdateReplacePolicy"]) == ("Retain", "Retain")
 
 
 def test_the_worker_role_has_no_managed_policy_and_checkpoints_only_its_own_executions(
