@@ -56,7 +56,7 @@ PROGRESS_INTERVAL_SECONDS: Final = 1.0
 PROGRESS_MESSAGE_MAX_CHARS: Final = 1_000
 #: The time limit of a ``JobContext`` built without one (Lambda's own maximum).
 DEFAULT_TIME_LIMIT: Final = dt.timedelta(minutes=15)
-#: Longest step name (``job.step``); the durable execution service keeps names of up to 256 characters.
+#: Longest step name (``job.step``); a durable execution's operation names are 1-256 printable ASCII characters.
 STEP_NAME_MAX_CHARS: Final = 200
 
 _T = TypeVar("_T")
@@ -324,7 +324,8 @@ class JobContext:
         Parameters
         ----------
         name
-            The step's name, 1-200 characters, shown in the execution's history (``"load-2026-11"``).
+            The step's name, 1-200 printable ASCII characters, shown in the execution's history
+            (``"load-2026-11"``).
         fn
             The work; for a long type its result must be JSON-serialisable, and it must finish within one
             invocation's limit (``invocation_timeout``).
@@ -334,7 +335,7 @@ class JobContext:
         Raises
         ------
         ValueError
-            ``name`` is empty or too long.
+            ``name`` is empty, too long, or not printable ASCII.
 
         Examples
         --------
@@ -355,6 +356,8 @@ class JobContext:
         ------
         ValueError
             ``duration`` is negative or not finite.
+        TypeError
+            ``duration`` is neither a number nor a ``timedelta``.
         JobTimeoutError
             The pause would outlast the time the job has left (``remaining_time``).
 
@@ -425,8 +428,13 @@ def wait_seconds(duration: float | dt.timedelta) -> float:
 
 
 def _check_step_name(name: object) -> None:
-    if not isinstance(name, str) or not name.strip() or len(name) > STEP_NAME_MAX_CHARS:
+    if (
+        not isinstance(name, str)
+        or not name.strip()
+        or len(name) > STEP_NAME_MAX_CHARS
+        or not (name.isascii() and name.isprintable())
+    ):
         raise ValueError(
-            f"a step's name must be 1-{STEP_NAME_MAX_CHARS} characters (given {name!r:.60}); "
+            f"a step's name must be 1-{STEP_NAME_MAX_CHARS} printable ASCII characters (given {name!r:.60}); "
             "name each step for what it does, e.g. job.step('load', load_rows)"
         )

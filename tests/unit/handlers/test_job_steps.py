@@ -34,7 +34,7 @@ def test_a_step_lets_its_function_s_error_through() -> None:
         job.step("fetch", boom)
 
 
-@pytest.mark.parametrize("name", ["", "   ", "x" * (STEP_NAME_MAX_CHARS + 1), None])
+@pytest.mark.parametrize("name", ["", "   ", "x" * (STEP_NAME_MAX_CHARS + 1), None, "état", "load\n"])
 def test_fails_if_a_step_has_no_usable_name(name: object) -> None:
     job = JobContext(JOB_ID)
 
