@@ -137,7 +137,7 @@ def create_durable_resources(
         # is kept (CDK's default deletes it).
         current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.RETAIN),
     )
-    shared.grant_worker(worker)
+    shared.grant_worker(worker, durable=True)
     # A policy of its own, not the role's default one: the function depends on that (it must exist before the
     # function runs), and a statement naming the function's own ARN there would be a dependency cycle.
     executions = f"{worker.function_arn}:*"
@@ -180,7 +180,7 @@ def create_durable_resources(
         runtime=props.runtime,
         architecture=props.architecture,
     )
-    shared.grant_starter(starter)
+    shared.grant_starter(starter, props.queue)
     version.grant_invoke(starter)
     iam.Grant.add_to_principal(
         grantee=starter,

@@ -12,6 +12,7 @@ from aws_cdk import Duration, Fn, IResolvable, IResolveContext, Stack, Token
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from async_job_construct import defaults
@@ -218,10 +219,14 @@ class SharedFunctions:
             job_type=job_type,
         )
 
-    def grant_starter(self, starter: lambda_.Function) -> None:
-        """What a long type's starter does to the table: read a job (skip a finished one), end it (FAILED)."""
+    def grant_starter(self, starter: lambda_.Function, queue: sqs.IQueue) -> None:
+        """What a long type's starter does to the table (read a job to skip a finished one, end it FAILED) and
+        to its queue besides consuming it (send a held-back job's message again on its last receive)."""
         self._grant_items(starter, "dynamodb:GetItem", "dynamodb:UpdateItem")
         self._grant_table_key(starter)
+        queue.grant(starter, "sqs:SendMessage")
+        if queue.encryption_master_key is not None:
+            queue.encryption_master_key.grant(starter, "kms:GenerateDataKey", "kms:Decrypt")
 
     def grant_stop_execution(self, durable_worker: lambda_.IFunction) -> None:
         """Let the status function stop the executions of ``durable_worker`` (cancel of a long type's job).
@@ -247,9 +252,13 @@ class SharedFunctions:
                 function, "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"
             )
 
-    def grant_worker(self, worker: lambda_.Function) -> None:
-        """What every worker does to the table (update its jobs) and the bucket (read payloads, write results)."""
-        self._grant_items(worker, "dynamodb:UpdateItem")
+    def grant_worker(self, worker: lambda_.Function, *, durable: bool = False) -> None:
+        """What every worker does to the table (update its jobs) and the bucket (read payloads, write results);
+        a durable worker also reads its job (its claim is replayed, not returned again)."""
+        if durable:
+            self._grant_items(worker, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        else:
+            self._grant_items(worker, "dynamodb:UpdateItem")
         self._grant_table_key(worker)
         self._objects.grant_payload_read(worker)
         self._objects.grant_results_write(worker)

@@ -192,13 +192,18 @@ def test_the_worker_role_has_no_managed_policy_and_checkpoints_only_its_own_exec
             "Resource": _executions(synth.logical_id(worker)),
         }
     ]
-    # As a short worker otherwise: update its jobs, read payloads, write results.
+    # As a short worker otherwise (update its jobs, read payloads, write results), and read its job.
+    table = _arn(synth.logical_id(synth.media.table))
+    assert [s for s in synth.statements_of(worker) if s["Resource"] == table] == [
+        {"Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"], "Effect": "Allow", "Resource": table}
+    ]
     actions = {a for s in synth.statements_of(worker) for a in _actions(s)}
     assert actions == {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
+        "dynamodb:GetItem",
         "dynamodb:UpdateItem",
         "s3:GetObject",
         "s3:PutObject",
@@ -283,6 +288,17 @@ def test_the_starter_may_invoke_the_version_and_read_the_workers_executions_only
     assert table_statements == [
         {"Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"], "Effect": "Allow", "Resource": table}
     ]
+    queue = _arn(synth.logical_id(synth.imports.queue))
+    assert {a for s in synth.statements_of(starter) if s["Resource"] == queue for a in _actions(s)} == {
+        # the event source's
+        "sqs:ReceiveMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueUrl",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        # a held-back job's message sent again on its last receive
+        "sqs:SendMessage",
+    }
     actions = {a for s in synth.statements_of(starter) for a in _actions(s)}
     assert not {a for a in actions if a.startswith("s3:")}
     role = synth.body["Resources"][synth.logical_id(starter.role)]["Properties"]
