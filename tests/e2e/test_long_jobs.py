@@ -56,13 +56,22 @@ class LongRuntime:
     def client(self) -> JobClient:
         return JobClient(self.jobs_url, principal="local-user", timeout=15)
 
-    def execution_of(self, job_id: str) -> dict[str, Any]:
-        """The one durable execution named after ``job_id`` (fails if there are none or several)."""
+    def execution_of(self, job_id: str, *, ended: bool = False) -> dict[str, Any]:
+        """The one durable execution named after ``job_id`` (fails if there are none or several); with
+        ``ended``, once it has ended (the job's outcome is written by the execution's last step, just before
+        the execution itself ends)."""
         listed = self.lambda_.list_durable_executions_by_function(
             FunctionName=self.function_arn, DurableExecutionName=job_id
         )["DurableExecutions"]
         assert len(listed) == 1, listed
-        return dict(self.lambda_.get_durable_execution(DurableExecutionArn=listed[0]["DurableExecutionArn"]))
+        deadline = time.monotonic() + 10
+        while True:
+            execution = self.lambda_.get_durable_execution(
+                DurableExecutionArn=listed[0]["DurableExecutionArn"]
+            )
+            if not ended or execution["Status"] != "RUNNING" or time.monotonic() > deadline:
+                return dict(execution)
+            time.sleep(0.1)
 
     def worker_invocations(self) -> dict[str, float]:
         """Every durable worker invocation so far: request id -> duration, seconds (its REPORT lines)."""
@@ -163,7 +172,7 @@ def test_a_long_job_runs_through_several_invocations_to_succeeded_with_its_progr
     assert elapsed > INVOCATION_SECONDS * 2
 
     # AND its durable execution SUCCEEDED through several worker invocations, each inside the 4 s Timeout
-    assert long.execution_of(job_id)["Status"] == "SUCCEEDED"
+    assert long.execution_of(job_id, ended=True)["Status"] == "SUCCEEDED"
     invocations = {k: v for k, v in long.worker_invocations().items() if k not in before}
     assert len(invocations) >= 3, invocations
     assert max(invocations.values()) < INVOCATION_SECONDS, invocations
@@ -186,7 +195,7 @@ def test_a_long_job_cancelled_mid_run_ends_cancelled_and_its_remaining_steps_nev
     # THEN it ends CANCELLED, its execution STOPPED, and no step after the current one ever runs
     job = _wait(long, job_id)
     assert job["status"] == "CANCELLED", f"{job}\n{long.logs()}"
-    assert long.execution_of(job_id)["Status"] == "STOPPED"
+    assert long.execution_of(job_id, ended=True)["Status"] == "STOPPED"
     ran = _steps_run(marks, job_id)
     time.sleep(3)  # longer than a step and a retry backoff: a step still to run would have marked by now
     assert _steps_run(marks, job_id) == ran
@@ -236,7 +245,7 @@ def test_the_same_message_delivered_twice_starts_one_execution(long: LongRuntime
     # THEN it SUCCEEDED, with one execution and each step run once
     assert job["status"] == "SUCCEEDED", f"{job}\n{long.logs()}"
     time.sleep(1)  # the duplicate's delivery to the starter
-    assert long.execution_of(job_id)["Status"] == "SUCCEEDED"
+    assert long.execution_of(job_id, ended=True)["Status"] == "SUCCEEDED"
     assert _steps_run(marks, job_id) == {0: 1, 1: 1}
     attributes = long.sqs.get_queue_attributes(
         QueueUrl=queue_url,
