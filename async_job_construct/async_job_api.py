@@ -454,6 +454,16 @@ class AsyncJobApi(Construct):
         """The worker of the API's one job type."""
         return self._single("worker_function").worker_function
 
+    @property
+    def worker_version(self) -> lambda_.Version | None:
+        """The worker version the starter invokes, of the API's one job type when it is long (else None)."""
+        return self._single("worker_version").worker_version
+
+    @property
+    def starter_function(self) -> lambda_.Function | None:
+        """The starter of the API's one job type when it is long (else None)."""
+        return self._single("starter_function").starter_function
+
     handler = _OfSingleType[str]("handler")
     timeout = _OfSingleType[Duration]("timeout")
     invocation_timeout = _OfSingleType[Duration]("invocation_timeout")

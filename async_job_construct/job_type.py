@@ -234,6 +234,7 @@ class JobType(Construct):
             max_receive_count=max_receive_count,
             visibility_timeout=visibility_timeout,
             default_max_receive_count=defaults.DEFAULT_MAX_RECEIVE_COUNT,
+            consumer="the starter's timeout" if self.is_long else "timeout",
         )
         if queues.created:
             mark(queues.queue, api=api, role=Role.QUEUE, job_type=self._job_type_mark)

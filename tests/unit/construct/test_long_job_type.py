@@ -369,6 +369,10 @@ def test_the_single_form_keeps_a_long_types_resources_in_the_api(synth: Synthesi
     assert worker_id.startswith("SingleWorker")
     assert worker["Properties"]["DurableConfig"]["ExecutionTimeout"] == 7200
     assert synth.single.node.find_child("StarterSchedule") is not None
+    # read on the API as in the single form
+    single_type = synth.single.job_types["jobs"]
+    assert synth.single.starter_function is single_type.starter_function is not None
+    assert synth.single.worker_version is single_type.worker_version is not None
 
 
 def test_a_long_type_does_not_warn_about_its_starters_batch_size(synth: Synthesized) -> None:
@@ -461,6 +465,15 @@ def test_fails_if_a_long_types_max_concurrency_is_zero() -> None:
         PropValueError, match=r"^max_concurrency .*between 1 and 1000.*most executions running"
     ):
         build(timeout=cdk.Duration.hours(2), max_concurrency=0)
+
+
+def test_fails_if_a_long_types_visibility_timeout_is_shorter_than_its_starters_timeout() -> None:
+    with pytest.raises(
+        PropValueError,
+        match=r"^visibility_timeout must be between 1 minute and 12 hours inclusive \(given 30 seconds\)\. It must "
+        r"cover one attempt \(the starter's timeout=1 minute\)",
+    ):
+        build(timeout=cdk.Duration.hours(2), visibility_timeout=cdk.Duration.seconds(30))
 
 
 def test_fails_if_invocation_timeout_is_not_a_duration() -> None:
