@@ -102,7 +102,7 @@ def job_error(error: StepError) -> Exception | None:
     for kind in NEVER_RETRIED:
         if issubclass(found, kind):
             try:
-                return found(error.message or "")  # type: ignore[no-any-return]
+                return found(error.message or "")
             except Exception:  # a subclass with another constructor: its base says the same
                 return kind(error.message or "")
     return None
