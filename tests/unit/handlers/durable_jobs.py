@@ -84,3 +84,21 @@ def slow_steps(payload: dict[str, Any], job: JobContext) -> Any:
     job.step("slow", _counted("slow", lambda: time.sleep(float(payload.get("seconds", 0.6)))))
     job.step("after", _counted("after", lambda: 2))
     return {"done": True}
+
+
+def flaky_once(payload: dict[str, Any], job: JobContext) -> Any:
+    """A step that fails its first attempt, then succeeds; the attempt it saw comes back."""
+    ENTRIES.append(job)
+
+    def fetch() -> int:
+        if job.attempt == 1:
+            raise RuntimeError("the report service answered 502")
+        return job.attempt
+
+    return {"attempt": job.step("fetch", _counted("fetch", fetch))}
+
+
+def wait_past_the_deadline(payload: dict[str, Any], job: JobContext) -> Any:
+    ENTRIES.append(job)
+    job.wait(job.remaining_time + dt.timedelta(hours=1))
+    return "never"

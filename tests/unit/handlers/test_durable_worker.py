@@ -317,3 +317,61 @@ def test_a_step_s_job_errors_come_back_as_themselves(aws_environment: None) -> N
     assert isinstance(subclass, _Refused)
     assert job_error(StepError("boom", "RuntimeError")) is None
     assert job_error(StepError("boom", "no_such_module.Error")) is None
+
+
+def test_a_step_that_fails_once_is_retried_and_the_job_succeeds(
+    durable_worker: Callable[..., ModuleType], aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    worker = durable_worker("flaky_once")
+    job_id, body = given_queued_job(aws)
+
+    outcome(run_execution(worker, job_id, body))
+
+    assert durable_jobs.STEP_CALLS == {"fetch": 2}
+    item = aws.item(job_id)
+    assert item is not None
+    assert item["status"] == "SUCCEEDED"
+    assert json.loads(item["result"]) == {"attempt": 2}
+    assert item["attempts"] == 1  # one claim: the retry was the step's, not the job's
+    metrics = emitted_metrics(capsys.readouterr().out)
+    assert metrics["JobsSucceeded"] == [1.0]
+    assert "JobsFailed" not in metrics
+
+
+def test_a_wait_past_the_job_s_deadline_fails_the_job_at_once(
+    durable_worker: Callable[..., ModuleType], aws: Aws
+) -> None:
+    worker = durable_worker("wait_past_the_deadline")
+    job_id, body = given_queued_job(aws)
+
+    outcome(run_execution(worker, job_id, body))
+
+    item = aws.item(job_id)
+    assert item is not None
+    assert (item["status"], item["errorType"]) == ("FAILED", "JobTimeoutError")
+    assert "would outlast" in item["errorMessage"]
+
+
+def test_fails_a_job_whose_message_carries_another_payload(
+    durable_worker: Callable[..., ModuleType], aws: Aws
+) -> None:
+    worker = durable_worker("steps")
+    job_id, _ = given_queued_job(aws, {"account": "acme"})
+
+    outcome(run_execution(worker, job_id, encode(job_id, '{"account": "evil"}')))
+
+    assert durable_jobs.ENTRIES == []
+    item = aws.item(job_id)
+    assert item is not None
+    assert (item["status"], item["errorType"]) == ("FAILED", "PayloadMismatch")
+
+
+def test_an_execution_whose_input_is_not_a_job_message_touches_nothing(
+    durable_worker: Callable[..., ModuleType], aws: Aws
+) -> None:
+    worker = durable_worker("steps")
+
+    assert outcome(run_execution(worker, str(uuid.uuid4()), '{"hello": "world"}')) == {
+        "outcome": "MalformedMessage"
+    }
+    assert aws.item_count() == 0
