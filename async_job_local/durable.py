@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 import socket
 import threading
@@ -105,6 +106,19 @@ _ARN: Final = re.compile(
 )
 _TERMINAL_OR_RUNNING: Final = frozenset({"RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"})
 _DEFAULT_MAX_ITEMS: Final = 50
+#: The testing package's logger: its warnings (a failed invocation, a retry) go to the function logs.
+_SERVICE_LOGGER: Final = "aws_durable_execution_sdk_python_testing"
+
+
+class _LogsHandler(logging.Handler):
+    """The service's log records as ``durable | ...`` lines of the function logs."""
+
+    def __init__(self, logs: FunctionLogs) -> None:
+        super().__init__(logging.WARNING)
+        self.logs = logs
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.logs.write("durable", f"{record.levelname} {record.getMessage()}")
 
 
 @dataclass(frozen=True)
@@ -220,6 +234,7 @@ class LocalDurableService:
         self._executor: Executor | None = None
         self._server: _EndpointServer | None = None
         self._thread: threading.Thread | None = None
+        self._log_handler: _LogsHandler | None = None
 
     def add_function(self, durable: DurableFunction) -> None:
         """Serve ``durable`` (before ``start``)."""
@@ -242,6 +257,10 @@ class LocalDurableService:
 
     def start(self) -> LocalDurableService:
         """Start the scheduler, the executor and the endpoint (wired as ``WebRunner.start`` wires them)."""
+        self._log_handler = _LogsHandler(self.logs)
+        service_logger = logging.getLogger(_SERVICE_LOGGER)
+        service_logger.addHandler(self._log_handler)
+        service_logger.propagate = False  # not on the runtime's own standard error, through the root logger
         store = InMemoryExecutionStore()
         self._scheduler = Scheduler()
         processor = CheckpointProcessor(store, self._scheduler)
@@ -273,6 +292,11 @@ class LocalDurableService:
         if self._scheduler is not None:
             self._scheduler.stop()
             self._scheduler = None
+        if self._log_handler is not None:
+            service_logger = logging.getLogger(_SERVICE_LOGGER)
+            service_logger.removeHandler(self._log_handler)
+            service_logger.propagate = True
+            self._log_handler = None
 
     # ------------------------------------------------------------------------------------------- requests
 

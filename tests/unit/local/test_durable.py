@@ -56,6 +56,10 @@ class _Lines:
         pass
 
 
+#: What the function and the service write to the function logs.
+LINES = _Lines()
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDurableService]:
     code = tmp_path_factory.mktemp("durable-code")
@@ -72,7 +76,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDurableSe
         log_format=None,
         role="worker",
     )
-    logs = _Lines()
+    logs = LINES
     durable = LocalDurableService(region=REGION, account_id=ACCOUNT, logs=FunctionLogs(logs))  # type: ignore[arg-type]
     function = LocalFunction(
         "tiny",
@@ -204,12 +208,19 @@ def test_stop_ends_a_running_execution_stopped(client: Any) -> None:
 def test_an_invocation_past_the_function_timeout_is_a_failed_invocation(client: Any) -> None:
     # GIVEN a handler that hangs past the 3 s timeout on every invocation
     arn = _start(client, "hangs", {"steps": 1, "hang": True})
-    time.sleep(4)
 
-    # THEN the execution is still running (retried), not succeeded: the timed-out invocation did not count
-    # as a result, and a service retry follows
-    execution = client.get_durable_execution(DurableExecutionArn=arn)
-    assert execution["Status"] == "RUNNING", execution
+    # WHEN its first invocation has timed out (the environment killed, the service told)
+    deadline = time.monotonic() + 20
+    while "Sandbox.Timedout" not in "".join(LINES.lines) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    # THEN the function logs show the timeout and the service's failed invocation, and the execution is still
+    # RUNNING: the timed-out invocation is no result, the service invokes again after its backoff
+    text = "".join(LINES.lines)
+    assert "Task timed out after 3.00 seconds" in text
+    assert "durable | WARNING" in text
+    assert "Sandbox.Timedout" in text
+    assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "RUNNING"
     client.stop_durable_execution(DurableExecutionArn=arn)
 
 
