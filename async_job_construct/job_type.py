@@ -371,8 +371,16 @@ class JobType(Construct):
     # ------------------------------------------------------------------------------------------- validation
 
     def _refuse_invocation_timeout_if_short(self, invocation_timeout: Duration) -> None:
-        if self.is_long or self.timeout.is_unresolved():
+        if self.is_long:
             return
+        if self.timeout.is_unresolved():
+            raise PropValueError(
+                "invocation_timeout",
+                invocation_timeout.to_human_string(),
+                "applies only to a long job type, and this type's timeout is a deploy-time token: whether the type "
+                "is long (a timeout above 15 minutes) must be known at synth",
+                "Pass timeout as a plain Duration (e.g. Duration.hours(6)), or drop invocation_timeout.",
+            )
         raise PropValueError(
             "invocation_timeout",
             invocation_timeout.to_human_string(),

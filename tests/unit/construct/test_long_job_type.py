@@ -436,6 +436,14 @@ def test_fails_if_invocation_timeout_is_given_to_a_short_type() -> None:
         build(timeout=cdk.Duration.minutes(10), invocation_timeout=cdk.Duration.minutes(5))
 
 
+def test_fails_if_invocation_timeout_is_given_with_a_timeout_unknown_at_synth() -> None:
+    timeout = cdk.Duration.seconds(cdk.Token.as_number({"Ref": "JobTimeout"}))
+    with pytest.raises(
+        PropValueError, match=r"^invocation_timeout .*deploy-time token.*must be known at synth"
+    ):
+        build(timeout=timeout, invocation_timeout=cdk.Duration.minutes(5))
+
+
 def test_fails_if_invocation_timeout_is_over_15_minutes() -> None:
     with pytest.raises(
         PropValueError,
