@@ -252,8 +252,7 @@ class LocalDurableService:
         """``http://127.0.0.1:<port>``: the Lambda endpoint of the functions (``AWS_ENDPOINT_URL_LAMBDA``)."""
         if self._server is None:
             raise RuntimeError("the durable service is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self.host}:{self._server.server_port}"
 
     def start(self) -> LocalDurableService:
         """Start the scheduler, the executor and the endpoint (wired as ``WebRunner.start`` wires them)."""
@@ -273,7 +272,7 @@ class LocalDurableService:
             region=self.region,
         )
         processor.add_execution_observer(self._executor)
-        self._scheduler.start()
+        self._scheduler.start()  # type: ignore[no-untyped-call]
         self._server = _EndpointServer((self.host, 0), self)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="durable-endpoint", daemon=True
@@ -290,7 +289,7 @@ class LocalDurableService:
         if self._executor is not None:
             self._executor.shutdown()
         if self._scheduler is not None:
-            self._scheduler.stop()
+            self._scheduler.stop()  # type: ignore[no-untyped-call]
             self._scheduler = None
         if self._log_handler is not None:
             service_logger = logging.getLogger(_SERVICE_LOGGER)
