@@ -86,22 +86,34 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDurableSe
         max_environments=2,
         logs=FunctionLogs(logs),  # type: ignore[arg-type]
     )
-    durable.add_function(DurableFunction(function, version="1", execution_timeout=20, retention_days=14))
-    durable.start()
-    function.environment.update(
-        {
-            "AWS_ENDPOINT_URL_LAMBDA": durable.endpoint_url,
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-        }
+    # "brief": the same code, whose executions time out after 2 s
+    brief = LocalFunction(
+        "brief",
+        spec,
+        {},
+        arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:brief",
+        max_environments=1,
+        logs=FunctionLogs(logs),  # type: ignore[arg-type]
     )
+    durable.add_function(DurableFunction(function, version="1", execution_timeout=20, retention_days=14))
+    durable.add_function(DurableFunction(brief, version="3", execution_timeout=2, retention_days=1))
+    durable.start()
+    for each in (function, brief):
+        each.environment.update(
+            {
+                "AWS_ENDPOINT_URL_LAMBDA": durable.endpoint_url,
+                "AWS_REGION": REGION,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+            }
+        )
     try:
         yield durable
     finally:
         durable.close()
         function.close()
+        brief.close()
 
 
 @pytest.fixture(scope="module")
@@ -261,3 +273,37 @@ def test_child_processes_checkpoint_through_the_endpoint(service: LocalDurableSe
     history = client.get_durable_execution_history(DurableExecutionArn=arn)
     names = {event.get("Name") for event in history["Events"]}
     assert {"step-0", "step-1", "step-2"} <= names
+
+
+def test_an_execution_past_its_execution_timeout_ends_timed_out(client: Any) -> None:
+    # GIVEN brief's 2 s execution timeout WHEN an execution waits 30 s
+    arn = client.invoke(
+        FunctionName=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:brief:3",
+        InvocationType="Event",
+        DurableExecutionName="too-long",
+        Payload=json.dumps({"steps": 1, "wait": 30}),
+    )["DurableExecutionArn"]
+
+    # THEN it ends TIMED_OUT, and is listed so (by the function's unqualified ARN)
+    assert _wait_for(client, arn, {"TIMED_OUT", "SUCCEEDED", "FAILED"}, timeout=15)["Status"] == "TIMED_OUT"
+    listed = client.list_durable_executions_by_function(
+        FunctionName=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:brief", Statuses=["TIMED_OUT"]
+    )
+    assert [e["DurableExecutionArn"] for e in listed["DurableExecutions"]] == [arn]
+    assert listed["DurableExecutions"][0]["FunctionArn"].endswith("function:brief:3")
+
+
+def test_list_by_function_pages_with_markers(client: Any) -> None:
+    names = [f"paged-{i}" for i in range(3)]
+    arns = {_start(client, name, {"steps": 1}) for name in names}
+    seen: list[str] = []
+    kwargs: dict[str, Any] = {"FunctionName": "tiny", "MaxItems": 2}
+    while True:
+        page = client.list_durable_executions_by_function(**kwargs)
+        assert len(page["DurableExecutions"]) <= 2
+        seen.extend(e["DurableExecutionArn"] for e in page["DurableExecutions"])
+        if "NextMarker" not in page:
+            break
+        kwargs["Marker"] = page["NextMarker"]
+    assert arns <= set(seen)
+    assert len(seen) == len(set(seen))
