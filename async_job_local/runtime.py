@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from async_job_local.assembly import (
     ApiSpec,
@@ -33,7 +33,6 @@ from async_job_local.assembly import (
     UnresolvableError,
 )
 from async_job_local.backend import Backend, EmbeddedMotoBackend, LocalQueue, bucket_name, local_name
-from async_job_local.durable import DurableFunction, LocalDurableService
 from async_job_local.environment import (
     EVENT_BUS_VARIABLE,
     LOCAL_RUNTIME_VARIABLE,
@@ -55,6 +54,9 @@ from async_job_local.server import (
 from async_job_local.sigv4 import LocalCredential, SigV4Verifier
 from async_job_local.stream_poller import StreamEventSource
 from lambda_handlers.contract import Role
+
+if TYPE_CHECKING:  # imported when an app has a long type: the durable SDK's testing service takes ~0.4 s
+    from async_job_local.durable import LocalDurableService
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_PORT", "LocalRuntime"]
 
@@ -199,6 +201,8 @@ class LocalRuntime:
             if self._backend is None:
                 self._backend = EmbeddedMotoBackend()
             if any(job_type.long for spec in self.assembly.apis for job_type in spec.job_types.values()):
+                from async_job_local.durable import LocalDurableService
+
                 self.durable = LocalDurableService(
                     region=self.backend.region, account_id=self.account_id, logs=self.logs
                 ).start()
@@ -490,6 +494,8 @@ class LocalRuntime:
                     f"{spec.path}, job type {job_type.name!r}: its durable worker {job_type.worker.logical_id} "
                     "has no AWS::Lambda::Version (durable executions run a published version)"
                 )
+            from async_job_local.durable import DurableFunction
+
             self.durable.account_id = self.account_id
             self.durable.add_function(
                 DurableFunction(
