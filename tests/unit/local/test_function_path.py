@@ -36,11 +36,14 @@ RUNTIME = (
 
 
 @pytest.fixture(autouse=True)
-def cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """One cache for the module (the local install of requests is made once), never the user's."""
+def cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """One cache for the module (the local install of requests is made once), never the user's; the stand-in
+    found by tests run before these (in the user's cache) is forgotten, and this module's after it."""
     root = tmp_path_factory.getbasetemp() / "function-path-cache"
     monkeypatch.setenv("ASYNC_JOB_CACHE_DIR", str(root))
-    return root
+    runtime_standin.cache_clear()
+    yield root
+    runtime_standin.cache_clear()
 
 
 def _asset(
