@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Sample app: one stack with an AsyncJobApi whose handler runs about a minute, past API Gateway's 29 s."""
+"""Sample app: one stack with an AsyncJobApi whose handler runs about a minute, past API Gateway's 29 s, and a
+long job type (``archive``: a Lambda durable execution longer than its per-invocation limit)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,15 @@ class SampleJobsStack(cdk.Stack):
             # Live job updates over a WebSocket API: `-c websocket=true` (scripts/run passes it, so the local
             # demo's progress is pushed); off by default, so the deployed sample has none.
             websocket=self.node.try_get_context("websocket") in (True, "true"),
+        )
+        # A long type: each job is a durable execution of up to 2 hours, run in invocations of at most 10 s
+        # (shortened for the demo: the sample archive runs ~25 s in all, so it needs several invocations).
+        self.archive = self.jobs.add_job_type(
+            "archive",
+            handler="archive.build",
+            code=lambda_.Code.from_asset(SAMPLE_CODE),
+            timeout=cdk.Duration.hours(2),
+            invocation_timeout=cdk.Duration.seconds(10),
         )
         cdk.Validations.of(self.jobs.api.deployment_stage).acknowledge(
             cdk.Acknowledgment(

@@ -57,8 +57,9 @@ class AsyncJobApi(Construct):
 
     ``POST /jobs`` (or ``POST /{type}``) records the job ``QUEUED`` in a DynamoDB status table, enqueues it on
     the type's SQS queue and answers ``202`` with ``Location`` and ``Retry-After``; the type's worker Lambda runs
-    the team's handler (``handler(payload, job)``) for up to 15 minutes with retries; ``GET``/``DELETE
-    /jobs/{id}`` read and cancel any job. The README's props tables give every prop and its default.
+    the team's handler (``handler(payload, job)``) for up to 15 minutes with retries, or, for a type whose
+    ``timeout`` is longer (up to 365 days), as a Lambda durable execution; ``GET``/``DELETE /jobs/{id}`` read and
+    cancel any job. The README's props tables give every prop and its default.
 
     Pass ``handler`` and ``code`` for one job type named ``jobs`` (submitted at ``POST /jobs``); pass neither and
     call ``add_job_type`` for several.
@@ -80,6 +81,7 @@ class AsyncJobApi(Construct):
         handler: str | None = None,
         code: lambda_.Code | str | os.PathLike[str] | None = None,
         timeout: Duration | None = None,
+        invocation_timeout: Duration | None = None,
         memory_size: int | None = None,
         environment: Mapping[str, str] | None = None,
         runtime: lambda_.Runtime | None = None,
@@ -126,9 +128,9 @@ class AsyncJobApi(Construct):
 
         Parameters
         ----------
-        handler, code, timeout, memory_size, environment, max_receive_count, visibility_timeout, batch_size,
-        max_concurrency, max_payload_bytes, queue, dead_letter_queue, worker_policy_statements, retry_base_delay,
-        retry_max_delay
+        handler, code, timeout, invocation_timeout, memory_size, environment, max_receive_count,
+        visibility_timeout, batch_size, max_concurrency, max_payload_bytes, queue, dead_letter_queue,
+        worker_policy_statements, retry_base_delay, retry_max_delay
             The props of the one job type ``jobs``, as for ``add_job_type``; only with ``handler`` and ``code``.
         runtime, architecture
             Of the API's own functions, and the default of every job type's worker. Default: Python 3.14, x86_64.
@@ -192,6 +194,7 @@ class AsyncJobApi(Construct):
         super().__init__(scope, id)
         single_type: dict[str, Any] = {
             "timeout": timeout,
+            "invocation_timeout": invocation_timeout,
             "memory_size": memory_size,
             "environment": environment,
             "max_receive_count": max_receive_count,
@@ -360,7 +363,7 @@ class AsyncJobApi(Construct):
             operators=self.operators,
             encryption_key=self.encryption_key,
             removal_policy=self.removal_policy,
-            create=self._shared.create_function,
+            create=self._shared.create_api_function,
             log_group=self._functions.log_group,
             logging_account=logging_account(self) if self.cloud_watch_role else None,
         )
@@ -385,6 +388,7 @@ class AsyncJobApi(Construct):
         handler: str,
         code: lambda_.Code | str | os.PathLike[str],
         timeout: Duration | None = None,
+        invocation_timeout: Duration | None = None,
         memory_size: int | None = None,
         environment: Mapping[str, str] | None = None,
         runtime: lambda_.Runtime | None = None,
@@ -403,6 +407,9 @@ class AsyncJobApi(Construct):
         """Add a job type, submitted at ``POST /{name}``, with its own queue, dead-letter queue and worker.
 
         The props are ``JobType``'s (its docstring and the README's per-type table give each one's default).
+        ``timeout`` is a job's whole run: up to 15 minutes it is one invocation's limit; above (to 365 days) the
+        type is long, each job a Lambda durable execution in invocations of ``invocation_timeout`` (1 second to
+        15 minutes, default 15 minutes; refused on a short type).
         ``name`` matches ``[a-z][a-z0-9-]{0,39}`` and is unique in the API; a type named ``jobs`` is submitted
         at ``POST /jobs`` and keeps the single-handler form's logical ids.
 
@@ -415,6 +422,8 @@ class AsyncJobApi(Construct):
         --------
         >>> reports = jobs.add_job_type("reports", handler="reports.generate", code=code,
         ...                             timeout=Duration.minutes(10))
+        >>> imports = jobs.add_job_type("imports", handler="imports.run", code=code, timeout=Duration.hours(6),
+        ...                             invocation_timeout=Duration.minutes(10))
         """
         return JobType(
             self,
@@ -422,6 +431,7 @@ class AsyncJobApi(Construct):
             handler=handler,
             code=code,
             timeout=timeout,
+            invocation_timeout=invocation_timeout,
             memory_size=memory_size,
             environment=environment,
             runtime=runtime,
@@ -482,8 +492,20 @@ class AsyncJobApi(Construct):
         """The worker of the API's one job type."""
         return self._single("worker_function").worker_function
 
+    @property
+    def worker_version(self) -> lambda_.Version | None:
+        """The worker version the starter invokes, of the API's one job type when it is long (else None)."""
+        return self._single("worker_version").worker_version
+
+    @property
+    def starter_function(self) -> lambda_.Function | None:
+        """The starter of the API's one job type when it is long (else None)."""
+        return self._single("starter_function").starter_function
+
     handler = _OfSingleType[str]("handler")
     timeout = _OfSingleType[Duration]("timeout")
+    invocation_timeout = _OfSingleType[Duration]("invocation_timeout")
+    is_long = _OfSingleType[bool]("is_long")
     memory_size = _OfSingleType[int]("memory_size")
     max_receive_count = _OfSingleType[int]("max_receive_count")
     visibility_timeout = _OfSingleType[Duration]("visibility_timeout")

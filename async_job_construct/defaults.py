@@ -18,6 +18,7 @@ __all__ = [
     "DEAD_LETTER_FUNCTION_TIMEOUT",
     "DEFAULT_ARCHITECTURE",
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_INVOCATION_TIMEOUT",
     "DEFAULT_JOB_TTL",
     "DEFAULT_LOG_RETENTION",
     "DEFAULT_MAX_PAYLOAD_BYTES",
@@ -32,12 +33,19 @@ __all__ = [
     "DEFAULT_THROTTLING_BURST_LIMIT",
     "DEFAULT_THROTTLING_RATE_LIMIT",
     "DEFAULT_TIMEOUT",
+    "DURABLE_RETENTION",
+    "LONG_TYPE_MIN_PYTHON",
+    "MAX_INVOCATION_TIMEOUT",
+    "MAX_TIMEOUT",
     "POWERTOOLS_LAYER_ACCOUNT",
     "POWERTOOLS_LAYER_ACCOUNTS_BY_REGION",
     "POWERTOOLS_LAYER_RELEASES",
     "POWERTOOLS_LAYER_VERSION",
     "QUEUE_RETENTION",
     "SHARED_FUNCTION_TIMEOUT",
+    "STARTER_FUNCTION_TIMEOUT",
+    "SWEEP_INTERVAL",
+    "SWEEP_WINDOW_MARGIN",
     "VISIBILITY_TIMEOUT_FACTOR",
     "WEBSOCKET_PUSH_FUNCTION_TIMEOUT",
 ]
@@ -56,6 +64,23 @@ DEFAULT_MAX_PAYLOAD_BYTES: Final = 256 * 1024
 DEFAULT_RETRY_BASE_DELAY: Final = Duration.seconds(10)
 DEFAULT_RETRY_MAX_DELAY: Final = Duration.minutes(15)
 
+# ------------------------------------------------------------------ long job types (timeout > 15 min)
+#: Lambda's limit of one invocation: a ``timeout`` above it makes the type long (a durable execution).
+MAX_INVOCATION_TIMEOUT: Final = Duration.minutes(15)
+#: One invocation's limit of a long type's durable worker.
+DEFAULT_INVOCATION_TIMEOUT: Final = MAX_INVOCATION_TIMEOUT
+#: The longest ``timeout`` (a durable execution runs for up to a year).
+MAX_TIMEOUT: Final = Duration.days(365)
+#: The minor version of the oldest Python runtime a long type may use (3.13: its managed runtime ships the
+#: durable execution SDK).
+LONG_TYPE_MIN_PYTHON: Final = 13
+#: How long Lambda keeps an ended durable execution's history (the sweep reads it).
+DURABLE_RETENTION: Final = Duration.days(14)
+#: How often a long type's starter sweeps executions that ended without recording their job.
+SWEEP_INTERVAL: Final = Duration.minutes(5)
+#: The sweep looks back ``timeout`` + this: an execution started that long ago has ended.
+SWEEP_WINDOW_MARGIN: Final = Duration.days(1)
+
 # ------------------------------------------------------------------------------------------- per API
 DEFAULT_JOB_TTL: Final = Duration.days(7)
 DEFAULT_POLL_INTERVAL: Final = Duration.seconds(5)
@@ -73,6 +98,8 @@ SHARED_FUNCTION_TIMEOUT: Final = Duration.seconds(10)
 DEAD_LETTER_FUNCTION_TIMEOUT: Final = Duration.seconds(30)
 #: The WebSocket's push posts each of up to 10 changes to every subscriber of the job, one call each.
 WEBSOCKET_PUSH_FUNCTION_TIMEOUT: Final = Duration.seconds(30)
+#: A long type's starter: one Invoke (or a list of running executions) per message, and the sweep.
+STARTER_FUNCTION_TIMEOUT: Final = Duration.seconds(60)
 API_FUNCTION_MEMORY_SIZE: Final = 256
 
 # ------------------------------------------------------------------- the public Powertools layer

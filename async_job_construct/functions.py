@@ -131,8 +131,15 @@ class FunctionFactory:
         architecture: lambda_.Architecture,
         layers: Sequence[lambda_.ILayerVersion] = (),
         job_type: str | None = None,
+        durable_config: lambda_.DurableConfig | None = None,
+        current_version_options: lambda_.VersionOptions | None = None,
     ) -> lambda_.Function:
-        """A function with its own role and log group, marked as ``role`` of the API."""
+        """A function with its own role and log group, marked as ``role`` of the API.
+
+        With ``durable_config`` it is a durable function. Its role is still this one: CDK adds the AWS-managed
+        AWSLambdaBasicDurableExecutionRolePolicy (checkpoints on every function) only to a role it creates; the
+        caller grants the durable execution actions on this function alone.
+        """
         log_group = self.log_group(scope, f"{id}Logs")
         # Our own role instead of Lambda's default, which carries the AWS-managed AWSLambdaBasicExecutionRole
         # (logs:CreateLogGroup and writes to every log group): this one writes to its own log group only.
@@ -158,6 +165,8 @@ class FunctionFactory:
             log_group=log_group,
             logging_format=lambda_.LoggingFormat.JSON,
             role=execution_role,
+            durable_config=durable_config,
+            current_version_options=current_version_options,
         )
         mark(function, api=self._api, role=role, job_type=job_type)
         skip_function_checks(function)

@@ -34,6 +34,7 @@ __all__ = [
     "FAILURE_RATE_MIN_JOBS",
     "FUNCTION_LOG_QUERIES",
     "JOB_ID_PLACEHOLDER",
+    "LONG_TYPE_ALARMS",
     "RUNBOOK",
     "AlarmOverride",
     "JobAlarm",
@@ -124,6 +125,12 @@ class JobAlarm(Enum):
     JOB_FAILURE_RATE = "JobFailureRate"
     #: Per type: ``503`` answers of the submit function (DynamoDB or SQS refused).
     SUBMIT_ERRORS = "SubmitErrors"
+    #: Per long type: invocation errors of the starter (jobs not started, or the sweep not run).
+    STARTER_ERRORS = "StarterErrors"
+    #: Per long type: durable executions of the worker that ended FAILED.
+    DURABLE_EXECUTIONS_FAILED = "DurableExecutionsFailed"
+    #: Per long type: durable executions of the worker that ran past ``timeout``.
+    DURABLE_EXECUTIONS_TIMED_OUT = "DurableExecutionsTimedOut"
 
 
 class _Unit(Enum):
@@ -203,7 +210,27 @@ _SPECS: Final[Mapping[JobAlarm, _Spec]] = {
         "POST answered 503: DynamoDB, S3 or SQS refused to record or enqueue jobs (nothing was accepted).",
         "Read the submit function's errors (could not record / enqueue); check throttling and KMS.",
     ),
+    JobAlarm.STARTER_ERRORS: _Spec(
+        True, _Unit.COUNT, 1, _GE, Duration.minutes(5), 1, 1, "starter-errors",
+        "The starter of a long type crashed: jobs wait in the queue unstarted, or ended executions go unswept.",
+        "Read the starter's logs (Invoke or ListDurableExecutionsByFunction refused, timeouts); fix and redeploy.",
+    ),
+    JobAlarm.DURABLE_EXECUTIONS_FAILED: _Spec(
+        True, _Unit.COUNT, 1, _GE, Duration.minutes(5), 1, 1, "durable-executions-failed",
+        "Durable executions of a long type's worker ended FAILED; the sweep ends their jobs FAILED.",
+        "Find the execution in the worker's logs (jobs/job-journey on its job id) and read its error.",
+    ),
+    JobAlarm.DURABLE_EXECUTIONS_TIMED_OUT: _Spec(
+        True, _Unit.COUNT, 1, _GE, Duration.minutes(5), 1, 1, "durable-executions-timed-out",
+        "Jobs of a long type ran past timeout (the execution timeout); the sweep ends them FAILED.",
+        "Raise the type's timeout, or make the handler do less per job (jobs/job-journey on one job id).",
+    ),
 }  # fmt: skip
+
+#: The alarms only a long job type has (its starter and its durable executions).
+LONG_TYPE_ALARMS: Final = frozenset(
+    {JobAlarm.STARTER_ERRORS, JobAlarm.DURABLE_EXECUTIONS_FAILED, JobAlarm.DURABLE_EXECUTIONS_TIMED_OUT}
+)
 
 
 @dataclass(frozen=True)
@@ -374,8 +401,9 @@ class JobMonitoring(Construct):
             self._job_type_alarms(job_type)
         if self.dashboard is not None:
             self._job_type_widgets(job_type)
-        if job_type.worker_function.log_group not in self._function_log_groups:
-            self._function_log_groups.append(job_type.worker_function.log_group)
+        for function in (job_type.worker_function, job_type.starter_function):
+            if function is not None and function.log_group not in self._function_log_groups:
+                self._function_log_groups.append(function.log_group)
 
     # ----------------------------------------------------------------------------------------------- metrics
 
@@ -486,6 +514,26 @@ class JobMonitoring(Construct):
             job_type,
             lambda period: self._app_metric("SubmitErrors", name, "Sum", period),
         )
+        starter = job_type.starter_function
+        if starter is not None:
+            self._alarm(
+                scope,
+                JobAlarm.STARTER_ERRORS,
+                job_type,
+                lambda period: starter.metric_errors(statistic="Sum", period=period),
+            )
+            self._alarm(
+                scope,
+                JobAlarm.DURABLE_EXECUTIONS_FAILED,
+                job_type,
+                lambda period: worker.metric("DurableExecutionFailed", statistic="Sum", period=period),
+            )
+            self._alarm(
+                scope,
+                JobAlarm.DURABLE_EXECUTIONS_TIMED_OUT,
+                job_type,
+                lambda period: worker.metric("DurableExecutionTimedOut", statistic="Sum", period=period),
+            )
 
     def _alarm(
         self,
@@ -654,6 +702,33 @@ class JobMonitoring(Construct):
                 width=8,
             ),
         )
+        starter = job_type.starter_function
+        if starter is not None:
+            self.dashboard.add_widgets(
+                cloudwatch.GraphWidget(
+                    title=f"{name}: durable executions",
+                    left=[
+                        worker.metric(
+                            f"DurableExecution{outcome}", statistic="Sum", period=five, label=outcome
+                        )
+                        for outcome in ("Started", "Succeeded", "Failed", "TimedOut", "Stopped")
+                    ],
+                    right=[
+                        worker.metric(
+                            "ApproximateRunningDurableExecutions",
+                            statistic="Maximum",
+                            period=five,
+                            label="Running",
+                        )
+                    ],
+                    width=16,
+                ),
+                cloudwatch.GraphWidget(
+                    title=f"{name}: starter errors",
+                    left=[starter.metric_errors(statistic="Sum", period=five, label="Errors")],
+                    width=8,
+                ),
+            )
 
     # ----------------------------------------------------------------------------------------------- queries
 
@@ -758,7 +833,9 @@ def oldest_message_age_default(job_type: JobType) -> Duration:
     """The default threshold of ``OLDEST_MESSAGE_AGE``: every attempt and every retry delay, at least 15 minutes.
 
     A message keeps its age across its retries, so a job that is retried as designed may be as old as
-    ``max_receive_count x timeout + (max_receive_count - 1) x retry_max_delay``.
+    ``max_receive_count x timeout + (max_receive_count - 1) x retry_max_delay``. On a long type the starter
+    consumes the message once the job's execution has started: ``max_receive_count x visibility_timeout``, plus
+    ``timeout`` when ``max_concurrency`` caps the running executions (a job waits for a slot).
 
     Examples
     --------
@@ -773,7 +850,14 @@ def oldest_message_age_default(job_type: JobType) -> Duration:
     ):
         return _UNKNOWN_OLDEST_MESSAGE_AGE
     attempts = job_type.max_receive_count
-    seconds = attempts * timeout.to_seconds() + (attempts - 1) * retry_max.to_seconds()
+    if job_type.is_long:
+        # The message is the starter's: consumed once the execution starts, retried after its visibility
+        # timeout; under a running-executions cap a job also waits for a slot, about one whole run.
+        seconds = attempts * job_type.visibility_timeout.to_seconds()
+        if job_type.max_concurrency is not None:
+            seconds += timeout.to_seconds()
+    else:
+        seconds = attempts * timeout.to_seconds() + (attempts - 1) * retry_max.to_seconds()
     return Duration.seconds(max(seconds, _MIN_OLDEST_MESSAGE_AGE.to_seconds()))
 
 

@@ -83,8 +83,12 @@ def resolve_queues(
     max_receive_count: int | None,
     visibility_timeout: Duration | None,
     default_max_receive_count: int,
+    consumer: str = "timeout",
 ) -> JobQueues:
-    """Create the queues in ``scope`` (ids ``Queue`` and ``DeadLetterQueue``), or check the team's."""
+    """Create the queues in ``scope`` (ids ``Queue`` and ``DeadLetterQueue``), or check the team's.
+
+    ``timeout`` is the queue consumer's (``consumer`` names it in messages: a long type's queue feeds its starter).
+    """
     if queue is None:
         if dead_letter_queue is not None:
             raise PropValueError(
@@ -100,7 +104,7 @@ def resolve_queues(
             if visibility_timeout is not None
             else Duration.seconds(timeout.to_seconds() * VISIBILITY_TIMEOUT_FACTOR)
         )
-        _check_visibility(scope, visibility, timeout)
+        _check_visibility(scope, visibility, timeout, consumer)
         dlq = create_queue(
             scope, "DeadLetterQueue", options, visibility=_DEAD_LETTER_VISIBILITY, dead_letter=None
         )
@@ -139,16 +143,16 @@ def resolve_queues(
         Annotations.of(scope).add_warning_v2(
             "async-job:imported-queue",
             "queue: the visibility timeout of an imported queue cannot be checked at synth; it must be at "
-            f"least timeout ({timeout.to_human_string()}), ideally 6 x, or jobs run twice.",
+            f"least {consumer} ({timeout.to_human_string()}), ideally 6 x, or jobs run twice.",
         )
         return JobQueues(queue, dead_letter_queue, max_receive_count, timeout, created=False)
     seconds = cfn_queue.visibility_timeout
     visibility = Duration.seconds(_SQS_DEFAULT_VISIBILITY_SECONDS if seconds is None else seconds)
-    _check_visibility(scope, visibility, timeout)
+    _check_visibility(scope, visibility, timeout, consumer)
     return JobQueues(queue, dead_letter_queue, max_receive_count, visibility, created=False)
 
 
-def _check_visibility(scope: Construct, visibility: Duration, timeout: Duration) -> None:
+def _check_visibility(scope: Construct, visibility: Duration, timeout: Duration, consumer: str) -> None:
     if visibility.is_unresolved() or timeout.is_unresolved():
         return
     check_duration_range(
@@ -156,14 +160,14 @@ def _check_visibility(scope: Construct, visibility: Duration, timeout: Duration)
         visibility,
         timeout,
         _MAX_VISIBILITY,
-        f"It must cover one attempt (timeout={timeout.to_human_string()}), or SQS hands the job to a "
+        f"It must cover one attempt ({consumer}={timeout.to_human_string()}), or SQS hands the job to a "
         "second worker while the first still runs; SQS allows at most 12 hours.",
     )
     advised = timeout.to_seconds() * VISIBILITY_TIMEOUT_FACTOR
     if visibility.to_seconds() < advised:
         Annotations.of(scope).add_warning_v2(
             "async-job:visibility-timeout",
-            f"visibility_timeout is {visibility.to_human_string()}, less than 6 x timeout "
+            f"visibility_timeout is {visibility.to_human_string()}, less than 6 x {consumer} "
             f"({Duration.seconds(advised).to_human_string()}), AWS's advice for Lambda event sources: "
             "throttled batches may be retried, and use up attempts, before a worker gets to them.",
         )

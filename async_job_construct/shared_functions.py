@@ -8,10 +8,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import jsii
-from aws_cdk import Fn, IResolvable, IResolveContext, Stack, Token
+from aws_cdk import Duration, Fn, IResolvable, IResolveContext, Stack, Token
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from async_job_construct import defaults
@@ -117,29 +118,27 @@ class SharedFunctions:
         self._layer_runtimes: list[str] = []
         self._layer_architectures: list[str] = []
         self.extend_runtime_layer(runtime, architecture)
-        code = lambda_.Code.from_asset(str(assets.function_dir))
+        self._functions = functions
+        self._code = lambda_.Code.from_asset(str(assets.function_dir))
+        self._runtime, self._architecture = runtime, architecture
 
         def create_in(
             where: Construct, id: str, role: str, handler: str, variables: Mapping[str, str]
         ) -> lambda_.Function:
-            return functions.create(
+            return self.create_function(
                 where,
                 id,
                 role=role,
-                code=code,
                 handler=handler,
+                variables=variables,
                 timeout=_TIMEOUTS.get(role, defaults.SHARED_FUNCTION_TIMEOUT),
-                memory_size=defaults.API_FUNCTION_MEMORY_SIZE,
-                runtime=runtime,
-                architecture=architecture,
-                environment={**self.common_environment, **variables},
             )
 
         def create(id: str, role: str, handler: str, variables: Mapping[str, str]) -> lambda_.Function:
             return create_in(scope, id, role, handler, variables)
 
         #: Makes one more function of the API in a scope of its own (the WebSocket's): code, runtime, settings.
-        self.create_function = create_in
+        self.create_api_function = create_in
 
         retry_after = str(int(props.poll_interval.to_seconds()))
         self.submit_function = create(
@@ -207,6 +206,56 @@ class SharedFunctions:
         if isinstance(function, lambda_.Function):
             self._grant_table_key(function)
 
+    def create_function(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        role: str,
+        handler: str,
+        variables: Mapping[str, str],
+        timeout: Duration,
+        runtime: lambda_.Runtime | None = None,
+        architecture: lambda_.Architecture | None = None,
+        job_type: str | None = None,
+    ) -> lambda_.Function:
+        """One of the API's own functions (the runtime's code, no team code): the common environment and
+        ``variables``, on the API's runtime and architecture unless given."""
+        return self._functions.create(
+            scope,
+            id,
+            role=role,
+            code=self._code,
+            handler=handler,
+            timeout=timeout,
+            memory_size=defaults.API_FUNCTION_MEMORY_SIZE,
+            runtime=self._runtime if runtime is None else runtime,
+            architecture=self._architecture if architecture is None else architecture,
+            environment={**self.common_environment, **variables},
+            job_type=job_type,
+        )
+
+    def grant_starter(self, starter: lambda_.Function, queue: sqs.IQueue) -> None:
+        """What a long type's starter does to the table (read a job to skip a finished one, end it FAILED) and
+        to its queue besides consuming it (send a held-back job's message again on its last receive)."""
+        self._grant_items(starter, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        self._grant_table_key(starter)
+        queue.grant(starter, "sqs:SendMessage")
+        if queue.encryption_master_key is not None:
+            queue.encryption_master_key.grant(starter, "kms:GenerateDataKey", "kms:Decrypt")
+
+    def grant_stop_execution(self, durable_worker: lambda_.IFunction) -> None:
+        """Let the status function stop the executions of ``durable_worker`` (cancel of a long type's job).
+
+        Durable executions are authorized on their own ARN, ``<function ARN>:<version>/durable-execution/...``:
+        ``<function ARN>:*`` is every version's, and nothing of another function.
+        """
+        iam.Grant.add_to_principal(
+            grantee=self.status_function,
+            actions=["lambda:StopDurableExecution"],
+            resource_arns=[f"{durable_worker.function_arn}:*"],
+        )
+
     def _grant_items(self, function: lambda_.IFunction, *actions: str) -> None:
         """Item ``actions`` on the table alone: ``table.grant`` would add ``index/*`` for a table with indexes."""
         iam.Grant.add_to_principal(
@@ -219,9 +268,13 @@ class SharedFunctions:
                 function, "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"
             )
 
-    def grant_worker(self, worker: lambda_.Function) -> None:
-        """What every worker does to the table (update its jobs) and the bucket (read payloads, write results)."""
-        self._grant_items(worker, "dynamodb:UpdateItem")
+    def grant_worker(self, worker: lambda_.Function, *, durable: bool = False) -> None:
+        """What every worker does to the table (update its jobs) and the bucket (read payloads, write results);
+        a durable worker also reads its job (its claim is replayed, not returned again)."""
+        if durable:
+            self._grant_items(worker, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        else:
+            self._grant_items(worker, "dynamodb:UpdateItem")
         self._grant_table_key(worker)
         self._objects.grant_payload_read(worker)
         self._objects.grant_results_write(worker)

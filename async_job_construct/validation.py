@@ -140,21 +140,23 @@ def check_python_handler(prop: str, value: object) -> str:
     return value
 
 
-def check_python_runtime(prop: str, runtime: lambda_.Runtime) -> None:
-    """Raise ``PropValueError`` unless ``runtime`` is Python 3.11 or later."""
+def check_python_runtime(
+    prop: str, runtime: lambda_.Runtime, *, minimum_minor: int = 11, why: str = ""
+) -> None:
+    """Raise ``PropValueError`` unless ``runtime`` is Python 3.``minimum_minor`` or later (``why`` says why)."""
     prefix = "python3."
     minor = runtime.name.removeprefix(prefix)
     if (
         runtime.family != lambda_.RuntimeFamily.PYTHON
         or not runtime.name.startswith(prefix)
         or not minor.isdigit()
-        or int(minor) < 11
+        or int(minor) < minimum_minor
     ):
         raise PropValueError(
             prop,
             runtime.name,
-            "must be a Python runtime of version 3.11 or later",
-            "Pass lambda_.Runtime.PYTHON_3_14 (the default) or another python3.11+ runtime.",
+            f"must be a Python runtime of version 3.{minimum_minor} or later{why}",
+            f"Pass lambda_.Runtime.PYTHON_3_14 (the default) or another python3.{minimum_minor}+ runtime.",
         )
 
 

@@ -16,7 +16,14 @@ from typing import Any, Final
 
 from async_job_local.errors import AssemblyError
 from async_job_local.intrinsics import referenced_id
-from async_job_local.template import EventSourceSpec, FunctionSpec, StackSpec, StreamSourceSpec, mark_of
+from async_job_local.template import (
+    EventSourceSpec,
+    FunctionSpec,
+    ScheduleSpec,
+    StackSpec,
+    StreamSourceSpec,
+    mark_of,
+)
 from lambda_handlers.contract import DEFAULT_JOB_TYPE, Env, Role
 
 __all__ = [
@@ -246,12 +253,16 @@ def _websockets_of(
 
 #: The roles of a job type's own resources; the others (the API, the table, the submit, status and dead-letter
 #: functions) are shared by every type of the API.
-PER_TYPE_ROLES: Final = frozenset({Role.QUEUE, Role.DEAD_LETTER_QUEUE, Role.WORKER})
+PER_TYPE_ROLES: Final = frozenset({Role.QUEUE, Role.DEAD_LETTER_QUEUE, Role.WORKER, Role.STARTER})
 
 
 @dataclass(frozen=True)
 class JobTypeSpec:
     """One job type of an API: its worker, its queues and the worker's event source mappings.
+
+    A *long* type (a timeout above 15 minutes) has a durable worker (a ``DurableConfig``, invoked through its
+    published version) and a starter: the queue's consumer, which starts the worker's executions, and the
+    target of the type's sweep schedule.
 
     Attributes
     ----------
@@ -262,7 +273,12 @@ class JobTypeSpec:
     queue, dead_letter_queue
         Logical ids of its queues (None when the template marks none).
     event_sources
-        The mappings that feed its worker (batch size, maximum concurrency from the template).
+        The mappings that feed its queue's consumer: the worker, or the starter of a long type (batch size,
+        maximum concurrency from the template).
+    starter
+        The starter of a long type (role ``starter``), else None.
+    schedules
+        The ``rate(...)`` rules that invoke the starter (the sweep).
     """
 
     name: str
@@ -270,6 +286,13 @@ class JobTypeSpec:
     queue: str | None
     dead_letter_queue: str | None
     event_sources: tuple[EventSourceSpec, ...]
+    starter: FunctionSpec | None = None
+    schedules: tuple[ScheduleSpec, ...] = ()
+
+    @property
+    def long(self) -> bool:
+        """True when the worker is a durable function (the type's timeout is above 15 minutes)."""
+        return self.worker.durable is not None
 
     @property
     def handler(self) -> str | None:
@@ -491,12 +514,21 @@ def _api_spec(
     job_types = {}
     for name, own in typed.items():
         worker = stack.function(own[Role.WORKER])
+        starter = stack.function(own[Role.STARTER]) if Role.STARTER in own else None
+        if worker.durable is not None and starter is None:
+            raise AssemblyError(
+                f"{path}: job type {name!r} has a durable worker ({worker.logical_id}) but no starter function "
+                "(role starter) to consume its queue"
+            )
+        consumer = starter if starter is not None else worker
         job_types[name] = JobTypeSpec(
             name=name,
             worker=worker,
             queue=own.get(Role.QUEUE),
             dead_letter_queue=own.get(Role.DEAD_LETTER_QUEUE),
-            event_sources=tuple(stack.event_sources(worker.logical_id)),
+            event_sources=tuple(stack.event_sources(consumer.logical_id)),
+            starter=starter,
+            schedules=tuple(stack.schedules(starter.logical_id)) if starter is not None else (),
         )
     all_roles = dict(roles)
     if len(job_types) == 1:  # the single form: its worker and queues are the API's, as they always were
@@ -505,9 +537,11 @@ def _api_spec(
         functions[Role.WORKER] = next(iter(job_types.values())).worker
     rest_api = roles[Role.API]
     routes = _routes(stack, rest_api)
-    own_ids = {spec.logical_id for spec in functions.values()} | {
-        job_type.worker.logical_id for job_type in job_types.values()
-    }
+    own_ids = (
+        {spec.logical_id for spec in functions.values()}
+        | {job_type.worker.logical_id for job_type in job_types.values()}
+        | {job_type.starter.logical_id for job_type in job_types.values() if job_type.starter is not None}
+    )
     extra = {
         r.function: stack.function(r.function)
         for r in routes

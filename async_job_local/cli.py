@@ -162,6 +162,13 @@ def _parser() -> argparse.ArgumentParser:
         "Default: signatures are not checked",
     )
     local.add_argument(
+        "--sweep-interval",
+        type=_positive_seconds,
+        metavar="S",
+        help="seconds between the scheduled sweeps of long job types (their starter's rate(...) rule; "
+        "default: the rule's own rate, 5 minutes)",
+    )
+    local.add_argument(
         "--request-timeout",
         type=_positive_seconds,
         default=DEFAULT_REQUEST_TIMEOUT,
@@ -191,7 +198,7 @@ def _parser() -> argparse.ArgumentParser:
         "--type",
         dest="job_type",
         metavar="NAME",
-        help="with --submit: the job type to submit (default: the API's only type)",
+        help="with --submit: the job type to submit (default: the API's only type, or its handler's type jobs)",
     )
     local.add_argument(
         "--exit-when-done",
@@ -259,7 +266,13 @@ def _describe_api(api: LocalApi, runtime: LocalRuntime) -> list[str]:
         lines.append(f"      WebSocket: {websocket.url} (@connections: {websocket.management_url})")
     for name, job_type in api.spec.job_types.items():
         handler = job_type.handler or job_type.worker.handler
-        lines.append(f"      job type {name}: POST {api.base_url}/{name} (handler {handler})")
+        durable = job_type.worker.durable
+        kind = (
+            ""
+            if durable is None
+            else f", long: up to {durable.execution_timeout} s through invocations of {job_type.worker.timeout} s"
+        )
+        lines.append(f"      job type {name}: POST {api.base_url}/{name} (handler {handler}{kind})")
     for route in api.routes:
         if route.function is not None:
             lines.append(f"      {route.http_method:<6} {api.base_url}{route.resource_path}")
@@ -359,6 +372,7 @@ def _local(args: argparse.Namespace) -> int:
                 sigv4_credentials=sigv4_credentials,
                 events_file=None if args.events_file is None else Path(args.events_file),
                 websocket_port=args.websocket_port,
+                sweep_interval=args.sweep_interval,
             )
             cleanup.enter_context(runtime)
         except OSError as error:
@@ -377,6 +391,12 @@ def _local(args: argparse.Namespace) -> int:
             for line in _describe_api(api, runtime):
                 _print(line)
         _print(f"  backend: {runtime.backend.describe()}")
+        if runtime.durable is not None:
+            for durable in runtime.durable.functions.values():
+                _print(f"  durable function: {durable.version_arn}")
+            _print(
+                f"  durable executions: {runtime.durable.endpoint_url} (the functions' AWS_ENDPOINT_URL_LAMBDA)"
+            )
         _print(_describe_callers(args, runtime))
         where = "discarded" if log_stream is None else (log_path or "standard error")
         _print(f"  function logs: {where}")

@@ -11,8 +11,8 @@ order, and nothing else from the virtualenv running the local runtime:
    bundler left out (the manifest's ``excluded``), as in the asset;
 2. the asset, then its layers' ``python/`` folders;
 3. the runtime stand-in: a cached folder of symbolic links to exactly the distributions Lambda's runtime and the
-   Powertools layer provide (``LAMBDA_PROVIDED_DISTRIBUTIONS`` and what they require), as installed for this
-   interpreter, found through ``importlib.metadata`` (no network, no copy);
+   Powertools layer provide (``LAMBDA_PROVIDED_DISTRIBUTIONS`` and what they require; on python3.13 and later
+   runtimes the durable execution SDK too), as installed for this interpreter, found through ``importlib.metadata`` (no network, no copy);
 4. the standard library (this interpreter's ``sys.path`` without ``site``).
 
 So a handler that imports a package neither its requirements nor the runtime provide fails locally with
@@ -41,11 +41,13 @@ from typing import Any, Final
 from lambda_handlers.contract import BUNDLE_MANIFEST, LAMBDA_PROVIDED_DISTRIBUTIONS, REQUIREMENTS_FILE
 
 __all__ = [
+    "DURABLE_RUNTIME_DISTRIBUTIONS",
     "DependencyInstallError",
     "cache_root",
     "function_path",
     "local_requirements",
     "runtime_standin",
+    "ships_durable_sdk",
     "standard_library_path",
 ]
 
@@ -190,10 +192,23 @@ def local_requirements(code_dir: Path) -> Path | None:
 # ------------------------------------------------------------------------------------ the runtime stand-in
 
 
-def _provided_distributions() -> list[importlib.metadata.Distribution]:
+#: What the python3.13 and later managed runtimes ship besides boto3: the durable execution SDK.
+DURABLE_RUNTIME_DISTRIBUTIONS: Final = ("aws-durable-execution-sdk-python",)
+#: The first managed Python runtime shipping ``DURABLE_RUNTIME_DISTRIBUTIONS``.
+_DURABLE_RUNTIME_SINCE: Final = (3, 13)
+
+
+def ships_durable_sdk(runtime: str | None) -> bool:
+    """Whether the Lambda runtime ``runtime`` (``python3.14``) ships the durable execution SDK (3.13 on)."""
+    match = re.fullmatch(r"python(\d+)\.(\d+)", runtime or "")
+    return match is not None and (int(match[1]), int(match[2])) >= _DURABLE_RUNTIME_SINCE
+
+
+def _provided_distributions(durable: bool = False) -> list[importlib.metadata.Distribution]:
     """The provided distributions installed here, and the distributions they require (extras left out)."""
     found: dict[str, importlib.metadata.Distribution] = {}
-    pending = [_normalize(name) for name in LAMBDA_PROVIDED_DISTRIBUTIONS]
+    provided = (*LAMBDA_PROVIDED_DISTRIBUTIONS, *(DURABLE_RUNTIME_DISTRIBUTIONS if durable else ()))
+    pending = [_normalize(name) for name in provided]
     while pending:
         name = pending.pop()
         if name in found:
@@ -222,9 +237,10 @@ def _top_level(distribution: importlib.metadata.Distribution) -> Iterable[tuple[
 
 
 @functools.cache
-def runtime_standin() -> Path:
-    """A folder of symbolic links to exactly what Lambda's runtime and the Powertools layer provide."""
-    distributions = _provided_distributions()
+def runtime_standin(durable: bool = False) -> Path:
+    """A folder of symbolic links to exactly what Lambda's runtime and the Powertools layer provide (with
+    ``durable``, the durable execution SDK too, as the python3.13+ runtimes ship it)."""
+    distributions = _provided_distributions(durable)
     key = json.dumps(
         [
             _FORMAT,
@@ -258,8 +274,9 @@ def standard_library_path() -> tuple[str, ...]:
     return tuple(entry for entry in json.loads(probe.stdout) if entry)
 
 
-def function_path(code_dir: Path, layer_dirs: Sequence[Path]) -> list[str]:
-    """The ``sys.path`` of a function whose asset is ``code_dir`` and whose layers are ``layer_dirs``."""
+def function_path(code_dir: Path, layer_dirs: Sequence[Path], runtime: str | None = None) -> list[str]:
+    """The ``sys.path`` of a function whose asset is ``code_dir`` and whose layers are ``layer_dirs``, on the
+    Lambda runtime ``runtime`` (``python3.13`` and later ship the durable execution SDK)."""
     paths: list[str] = []
     requirements = local_requirements(code_dir)
     if requirements is not None:
@@ -272,6 +289,6 @@ def function_path(code_dir: Path, layer_dirs: Sequence[Path]) -> list[str]:
         versioned = python / "lib" / version / "site-packages"
         if versioned.is_dir():
             paths.append(str(versioned))
-    paths.append(str(runtime_standin()))
+    paths.append(str(runtime_standin(ships_durable_sdk(runtime))))
     paths.extend(entry for entry in standard_library_path() if entry not in paths)
     return paths

@@ -94,7 +94,7 @@ def function_sys_path(spec: FunctionSpec) -> list[str]:
     provides, then the standard library (``async_job_local.dependencies`` tells why, in that order). The
     environment's interpreter runs without ``site``, so the virtualenv running the local runtime is not seen.
     """
-    return function_path(spec.code_dir, spec.layer_dirs)
+    return function_path(spec.code_dir, spec.layer_dirs, spec.runtime)
 
 
 class _Died(Exception):
@@ -107,6 +107,7 @@ class _Environment:
     def __init__(self, function: LocalFunction) -> None:
         self.function = function
         request_read, self._request_write = os.pipe()
+        self._kill_lock = threading.Lock()
         response_read, response_write = os.pipe()
         stamp = dt.datetime.now(dt.UTC).strftime("%Y/%m/%d")
         log_stream_name = f"{stamp}/[$LATEST]{uuid.uuid4().hex}"
@@ -196,6 +197,8 @@ class _Environment:
                 return message
 
     def _write_all(self, data: bytes) -> None:
+        if self._request_write < 0:
+            raise BrokenPipeError("the environment was killed")
         view = memoryview(data)
         while view:
             view = view[os.write(self._request_write, view) :]
@@ -222,15 +225,16 @@ class _Environment:
         return None
 
     def kill(self) -> None:
-        """Stop the process and anything it started (its process group), at once."""
+        """Stop the process and anything it started (its process group), at once. Idempotent: the request
+        pipe is closed once (a second ``os.close`` of its number would close whatever file, socket or pipe of
+        the runtime was given that number since)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        # Once only: a failed cold start is killed by ``start`` and again by its caller, and a descriptor closed
-        # twice closes whatever file reused its number in between.
-        request_write, self._request_write = self._request_write, -1
-        if request_write >= 0:
+        with self._kill_lock:
+            descriptor, self._request_write = self._request_write, -1
+        if descriptor >= 0:
             with contextlib.suppress(OSError):
-                os.close(request_write)
+                os.close(descriptor)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
 

@@ -91,11 +91,14 @@ class LocalApi:
         return tuple(self.spec.job_types)
 
     def submit_url(self, job_type: str | None = None) -> str:
-        """``POST`` here to submit a job of ``job_type`` (None: the API's only type).
+        """``POST`` here to submit a job of ``job_type`` (None: the API's only type, or the type of the API's
+        own handler, ``jobs``, beside others added with ``add_job_type``).
 
         Raises ``KeyError`` naming the types when ``job_type`` is not one of them, or is None and the API
-        has several.
+        has several and no ``jobs`` type.
         """
+        if job_type is None and DEFAULT_JOB_TYPE in self.spec.job_types:
+            job_type = DEFAULT_JOB_TYPE
         if job_type is None:
             if len(self.job_types) != 1:
                 raise KeyError(

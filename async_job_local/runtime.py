@@ -9,6 +9,11 @@ server for the whole app; its WebSocket API, if it has one, on ports of its own
 (:mod:`async_job_local.websocket`). The deployed URLs of the REST and WebSocket APIs in the functions'
 environments (``https://{id}.execute-api.{region}.amazonaws.com/{stage}``, ``wss://...``) are rewritten to the
 local servers' URLs.
+
+An app with long job types (durable workers) gets the durable execution service (``async_job_local.durable``):
+its Lambda endpoint is every function's ``AWS_ENDPOINT_URL_LAMBDA``, each durable worker's executions run its
+published version (``Ref`` of its ``AWS::Lambda::Version``, ``<function ARN>:<n>``), and the ``rate(...)``
+rules that target a starter (the sweep) invoke it with a Scheduled Event on their period.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from async_job_local.assembly import (
     ApiSpec,
@@ -41,6 +46,7 @@ from async_job_local.event_watcher import EventBusWatcher, EventLog, bus_name_of
 from async_job_local.functions import SANDBOX, FunctionLogs, LocalFunction
 from async_job_local.handler_check import HandlerCheck, check_handlers
 from async_job_local.poller import SqsEventSource
+from async_job_local.schedule import ScheduledInvoker
 from async_job_local.server import (
     DEFAULT_PRINCIPAL,
     DEFAULT_REQUEST_TIMEOUT,
@@ -52,6 +58,9 @@ from async_job_local.sigv4 import LocalCredential, SigV4Verifier
 from async_job_local.stream_poller import StreamEventSource
 from async_job_local.websocket import LocalWebSocketApi, local_api_id
 from lambda_handlers.contract import Role
+
+if TYPE_CHECKING:  # imported when an app has a long type: the durable SDK's testing service takes ~0.4 s
+    from async_job_local.durable import LocalDurableService
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_PORT", "LocalRuntime"]
 
@@ -65,6 +74,8 @@ DEFAULT_API_CONCURRENCY: Final = 8
 _CREATED_WHEN_MARKED: Final = frozenset(
     {"AWS::S3::Bucket", "AWS::SecretsManager::Secret", "AWS::Events::EventBus", "AWS::DynamoDB::Table"}
 )
+#: The variable that points a function's Lambda client (the durable SDK's, the starter's) at the local service.
+LAMBDA_ENDPOINT_VARIABLE: Final = "AWS_ENDPOINT_URL_LAMBDA"
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,9 @@ class LocalRuntime:
         The port of the first WebSocket API's endpoint; its ``@connections`` management API is on the next
         one, and each further WebSocket API takes the two after. Default: ``port + 1`` (free ports when
         ``port`` is 0).
+    sweep_interval
+        Seconds between the events of every ``rate(...)`` schedule rule that targets a starter (a long type's
+        sweep). Default: None, each rule's own rate (``rate(5 minutes)``: 300 s).
 
     Example
     -------
@@ -143,6 +157,7 @@ class LocalRuntime:
         sigv4_credentials: Iterable[LocalCredential] | None = None,
         events_file: Path | None = None,
         websocket_port: int | None = None,
+        sweep_interval: float | None = None,
     ) -> None:
         if not assembly.apis:
             raise AssemblyError(f"the app in {assembly.directory} has no AsyncJobApi")
@@ -173,6 +188,9 @@ class LocalRuntime:
         #: The WebSocket APIs served, by (stack name, logical id).
         self.websockets: dict[tuple[str, str], LocalWebSocketApi] = {}
         self.account_id = "123456789012"
+        self.sweep_interval = sweep_interval
+        self.durable: LocalDurableService | None = None
+        self.schedules: list[ScheduledInvoker] = []
 
     @property
     def backend(self) -> Backend:
@@ -194,6 +212,12 @@ class LocalRuntime:
         try:
             if self._backend is None:
                 self._backend = EmbeddedMotoBackend()
+            if any(job_type.long for spec in self.assembly.apis for job_type in spec.job_types.values()):
+                from async_job_local.durable import LocalDurableService
+
+                self.durable = LocalDurableService(
+                    region=self.backend.region, account_id=self.account_id, logs=self.logs
+                ).start()
             for spec in self.assembly.apis:
                 self.apis.append(self._build_api(spec))
             self._watch_event_buses()
@@ -220,6 +244,8 @@ class LocalRuntime:
                 source.start()
             for stream in self.stream_sources:
                 stream.start()
+            for schedule in self.schedules:
+                schedule.start()
             for function in self.functions.values():
                 function.prewarm()
         except BaseException:
@@ -238,6 +264,11 @@ class LocalRuntime:
         for websocket in self.websockets.values():
             websocket.close()  # before the functions: its open connections' $disconnect still runs
         self.websockets = {}
+        for schedule in self.schedules:
+            schedule.stop()
+        if self.durable is not None:
+            self.durable.close()
+            self.durable = None
         if self.server is not None:
             self.server.close()
             self.server = None
@@ -246,14 +277,16 @@ class LocalRuntime:
         # One deadline for every poller (they were all told to stop above): an app of many queues stops in the
         # same 3 s as an app of one, not 3 s per poller.
         deadline = time.monotonic() + _STOP_SECONDS
-        pollers: list[SqsEventSource | StreamEventSource | EventBusWatcher] = [
+        pollers: list[SqsEventSource | StreamEventSource | EventBusWatcher | ScheduledInvoker] = [
             *self.event_sources,
             *self.stream_sources,
             *self.event_watchers,
+            *self.schedules,
         ]
         for poller in pollers:
             poller.join(timeout=max(0.0, deadline - time.monotonic()))
         self.event_watchers = []
+        self.schedules = []
         if self._event_log is not None:
             self._event_log.close()
             self._event_log = None
@@ -420,6 +453,17 @@ class LocalRuntime:
             name = local_name(stack.stack_name, logical_id, limit=64)
             arn = f"arn:aws:lambda:{backend.region}:{self.account_id}:function:{name}"
             resource = _Resource(kind, {None: name, "Arn": arn})
+        elif kind == "AWS::Lambda::Version":
+            version = next(v for v in stack.versions() if v.logical_id == logical_id)
+            function_arn = self._resource(stack, version.function).attributes["Arn"]
+            resource = _Resource(
+                kind,
+                {
+                    None: f"{function_arn}:{version.number}",
+                    "Version": str(version.number),
+                    "FunctionArn": function_arn,
+                },
+            )
         else:
             raise UnresolvableError(f"{logical_id} ({kind or 'not in the template'}) does not exist locally")
         self._resources[key] = resource
@@ -490,7 +534,8 @@ class LocalRuntime:
             pollers[source.function] = pollers.get(source.function, 0) + self._pollers(source)
         functions: dict[str, LocalFunction] = {}
         workers = [job_type.worker for job_type in spec.job_types.values()]
-        for function_spec in (*spec.functions.values(), *workers, *spec.extra_functions.values()):
+        starters = [job_type.starter for job_type in spec.job_types.values() if job_type.starter is not None]
+        for function_spec in (*spec.functions.values(), *workers, *starters, *spec.extra_functions.values()):
             functions[function_spec.logical_id] = self._function(
                 stack, function_spec, pollers.get(function_spec.logical_id, self.api_concurrency)
             )
@@ -507,6 +552,7 @@ class LocalRuntime:
                 )
             )
         self._stream_sources(spec, functions)
+        self._durable_types(spec, functions)
         routes = [
             LocalRoute(spec=route, function=None if route.function is None else functions[route.function])
             for route in spec.routes
@@ -534,6 +580,48 @@ class LocalRuntime:
                     spec=source,
                 )
             )
+
+    def _durable_types(self, spec: ApiSpec, functions: Mapping[str, LocalFunction]) -> None:
+        """Serve each long type's durable worker on the durable service; run its starter's schedules."""
+        stack = spec.stack
+        for job_type in spec.job_types.values():
+            durable = job_type.worker.durable
+            if durable is None or self.durable is None or job_type.starter is None:
+                continue
+            versions = [v for v in stack.versions() if v.function == job_type.worker.logical_id]
+            if not versions:
+                raise AssemblyError(
+                    f"{spec.path}, job type {job_type.name!r}: its durable worker {job_type.worker.logical_id} "
+                    "has no AWS::Lambda::Version (durable executions run a published version)"
+                )
+            from async_job_local.durable import DurableFunction
+
+            self.durable.account_id = self.account_id
+            self.durable.add_function(
+                DurableFunction(
+                    functions[job_type.worker.logical_id],
+                    version=str(versions[-1].number),
+                    execution_timeout=durable.execution_timeout,
+                    retention_days=durable.retention_days,
+                )
+            )
+            for schedule in job_type.schedules:
+                if not schedule.enabled:
+                    self._warn(
+                        f"{stack.stack_name}/{schedule.logical_id} is disabled in the template: not run"
+                    )
+                    continue
+                rule = local_name(stack.stack_name, schedule.logical_id, limit=64)
+                self.schedules.append(
+                    ScheduledInvoker(
+                        functions[job_type.starter.logical_id],
+                        rule_arn=f"arn:aws:events:{self.backend.region}:{self.account_id}:rule/{rule}",
+                        account=self.account_id,
+                        region=self.backend.region,
+                        period=schedule.period if self.sweep_interval is None else self.sweep_interval,
+                        input=schedule.input,
+                    )
+                )
 
     def _watch_event_buses(self) -> None:
         """Watch every bus a function names in ``ASYNC_JOB_EVENT_BUS`` (a name, an ARN or ``default``)."""
@@ -567,10 +655,19 @@ class LocalRuntime:
             lambda message: self._warn(f"{stack.stack_name}/{spec.logical_id}: {message}"),
         )
         reserved = lambda_reserved_environment(spec, name, str(SANDBOX.parent))
+        lambda_endpoint = (
+            {} if self.durable is None else {LAMBDA_ENDPOINT_VARIABLE: self.durable.endpoint_url}
+        )
         function = LocalFunction(
             name,
             spec,
-            {**variables, **reserved, **self.backend.child_environment(), LOCAL_RUNTIME_VARIABLE: "1"},
+            {
+                **variables,
+                **reserved,
+                **self.backend.child_environment(),
+                **lambda_endpoint,
+                LOCAL_RUNTIME_VARIABLE: "1",
+            },
             arn=own.attributes["Arn"],
             max_environments=max_environments,
             logs=self.logs,

@@ -1,14 +1,16 @@
 """One stack's template, read the way CloudFormation would create its resources.
 
 ``StackSpec`` reads the resources the local runtime runs: Lambda functions (handler, code asset, layers,
-timeout, memory, environment), SQS queues (visibility timeout, redrive policy), DynamoDB tables, SQS event
-source mappings and DynamoDB Streams event source mappings. Properties the template leaves out get
+timeout, memory, environment, durable config), their published versions, SQS queues (visibility timeout, redrive
+policy), DynamoDB tables, SQS event source mappings, DynamoDB Streams event source mappings and EventBridge
+schedule rules that invoke functions. Properties the template leaves out get
 CloudFormation's (or, where Lambda retries forever, a bounded local) defaults.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -27,13 +29,17 @@ __all__ = [
     "SQS_DEFAULT_VISIBILITY_TIMEOUT",
     "STREAM_DEFAULT_BATCH_SIZE",
     "STREAM_LOCAL_MAXIMUM_RETRY_ATTEMPTS",
+    "DurableConfigSpec",
     "EventSourceSpec",
     "FunctionSpec",
     "QueueSpec",
+    "ScheduleSpec",
     "StackSpec",
     "StreamSourceSpec",
     "TableSpec",
+    "VersionSpec",
     "mark_of",
+    "rate_seconds",
 ]
 
 #: CloudFormation's defaults for the properties the runtime reads.
@@ -45,6 +51,26 @@ STREAM_DEFAULT_BATCH_SIZE: Final = 100
 #: Lambda retries a failing stream batch until its records expire (``MaximumRetryAttempts: -1``, 24 hours);
 #: locally a batch is given up after this many retries unless the mapping sets fewer.
 STREAM_LOCAL_MAXIMUM_RETRY_ATTEMPTS: Final = 10
+#: ``DurableConfig.RetentionPeriodInDays`` when the template leaves it out (Lambda's default).
+DURABLE_DEFAULT_RETENTION_DAYS: Final = 14
+_RATE: Final = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_RATE_UNIT_SECONDS: Final = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass(frozen=True)
+class DurableConfigSpec:
+    """A function's ``DurableConfig``: it runs durable executions.
+
+    Attributes
+    ----------
+    execution_timeout
+        ``ExecutionTimeout``, seconds: an execution's whole run (each invocation stays within ``Timeout``).
+    retention_days
+        ``RetentionPeriodInDays`` (default 14): how long a finished execution stays readable.
+    """
+
+    execution_timeout: int
+    retention_days: int
 
 
 @dataclass(frozen=True)
@@ -78,6 +104,56 @@ class FunctionSpec:
     environment: Mapping[str, Any]
     log_format: str | None
     role: str | None
+    durable: DurableConfigSpec | None = None
+
+
+@dataclass(frozen=True)
+class VersionSpec:
+    """An ``AWS::Lambda::Version`` of a function of the template (``Ref`` is ``<function ARN>:<number>``).
+
+    ``number`` is the version CloudFormation would publish: the function's first, second ... version, in the
+    template's order.
+    """
+
+    logical_id: str
+    function: str
+    number: int
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """An ``AWS::Events::Rule`` with a ``rate(...)`` schedule whose target is a function of the template.
+
+    Attributes
+    ----------
+    expression
+        As the template gives it, e.g. ``rate(5 minutes)``.
+    period
+        Its period, seconds.
+    input
+        The target's ``Input`` (a JSON document), when it sets one; else the scheduled event is delivered.
+    """
+
+    logical_id: str
+    function: str
+    expression: str
+    period: int
+    enabled: bool
+    input: str | None = None
+
+
+def rate_seconds(expression: str) -> int | None:
+    """The period of a ``rate(value unit)`` schedule, seconds; None for another expression (``cron(...)``).
+
+    Example
+    -------
+    >>> rate_seconds("rate(5 minutes)")
+    300
+    """
+    match = _RATE.match(expression.strip())
+    if match is None:
+        return None
+    return int(match[1]) * _RATE_UNIT_SECONDS[match[2].rstrip("s")]
 
 
 @dataclass(frozen=True)
@@ -225,7 +301,62 @@ class StackSpec:
             environment=dict(props.get("Environment", {}).get("Variables", {})),
             log_format=logging_config.get("LogFormat") if isinstance(logging_config, Mapping) else None,
             role=_role_of(resource),
+            durable=self._durable_config(logical_id, props),
         )
+
+    def _durable_config(self, logical_id: str, props: Mapping[str, Any]) -> DurableConfigSpec | None:
+        config = props.get("DurableConfig")
+        if not isinstance(config, Mapping):
+            return None
+        return DurableConfigSpec(
+            execution_timeout=self._number(logical_id, config, "ExecutionTimeout", 0),
+            retention_days=self._number(
+                logical_id, config, "RetentionPeriodInDays", DURABLE_DEFAULT_RETENTION_DAYS
+            ),
+        )
+
+    def versions(self) -> list[VersionSpec]:
+        """Every ``AWS::Lambda::Version`` of a function of the template, numbered per function in order."""
+        found = []
+        published: dict[str, int] = {}
+        for logical_id, resource in self.of_type("AWS::Lambda::Version"):
+            function = referenced_id(resource.get("Properties", {}).get("FunctionName"))
+            if function is None or self.resources.get(function, {}).get("Type") != "AWS::Lambda::Function":
+                continue
+            published[function] = published.get(function, 0) + 1
+            found.append(VersionSpec(logical_id=logical_id, function=function, number=published[function]))
+        return found
+
+    def schedules(self, function: str) -> list[ScheduleSpec]:
+        """The ``rate(...)`` ``AWS::Events::Rule``s of the default bus that invoke the function ``function``
+        (rules with an ``EventPattern`` or a ``cron(...)`` schedule are not read)."""
+        found = []
+        for logical_id, resource in self.of_type("AWS::Events::Rule"):
+            props = resource.get("Properties", {})
+            expression = props.get("ScheduleExpression")
+            if not isinstance(expression, str):
+                continue
+            for target in props.get("Targets", []):
+                if not isinstance(target, Mapping) or referenced_id(target.get("Arn")) != function:
+                    continue
+                period = rate_seconds(expression)
+                if period is None:
+                    raise AssemblyError(
+                        f"{self.stack_name}/{logical_id}: schedule {expression!r} is not a rate(...) "
+                        "expression; the local runtime runs rate schedules only"
+                    )
+                given = target.get("Input")
+                found.append(
+                    ScheduleSpec(
+                        logical_id=logical_id,
+                        function=function,
+                        expression=expression,
+                        period=period,
+                        enabled=props.get("State", "ENABLED") == "ENABLED",
+                        input=given if isinstance(given, str) else None,
+                    )
+                )
+        return found
 
     def queue(self, logical_id: str) -> QueueSpec:
         """Read the ``AWS::SQS::Queue`` ``logical_id``."""

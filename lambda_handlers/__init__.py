@@ -11,7 +11,9 @@ A team's handler needs only what is exported here::
             raise JobCancelledError("stopped on request")
 
 Importing this package is cheap (standard library only): the functions' modules (``submit``, ``status``,
-``worker``, ``dead_letter``) load boto3 and Powertools themselves.
+``worker``, ``dead_letter``, and a long job type's ``durable_worker`` and ``durable_start``) load boto3,
+Powertools and the durable execution SDK themselves. ``job.step`` and ``job.wait`` make a handler that runs as a
+short or as a long job type (``docs/long-jobs.md``).
 """
 
 from lambda_handlers.job import (

@@ -14,7 +14,17 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["dynamodb", "events", "management_api", "queue_url", "s3", "secrets", "sqs"]
+__all__ = [
+    "delay_record",
+    "dynamodb",
+    "events",
+    "lambda_",
+    "management_api",
+    "queue_url",
+    "s3",
+    "secrets",
+    "sqs",
+]
 
 
 def _config() -> Config:
@@ -103,6 +113,20 @@ def management_api(endpoint: str) -> Any:
     return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint, config=_config())
 
 
+def lambda_() -> Any:
+    """The Lambda client of this execution environment: the starter's ``Invoke`` and durable-execution listing,
+    the status function's ``StopDurableExecution``. ``AWS_ENDPOINT_URL_LAMBDA`` (or ``AWS_ENDPOINT_URL``) points it
+    at another endpoint, as it does the durable SDK's own client (the local runtime's durable service).
+
+    Examples
+    --------
+    >>> lambda_().invoke(FunctionName=version_arn, InvocationType="Event", DurableExecutionName=job_id, Payload=body)
+    """
+    import boto3
+
+    return boto3.client("lambda", config=_config())
+
+
 def queue_url(queue_arn: object) -> str:
     """The URL of the queue with ARN ``arn:aws:sqs:<region>:<account>:<name>``, on the SQS client's endpoint (the
     event source gives a record's queue by ARN; ``ChangeMessageVisibility`` takes its URL).
@@ -116,3 +140,23 @@ def queue_url(queue_arn: object) -> str:
     if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sqs" or not parts[4] or not parts[5]:
         raise ValueError(f"not an SQS queue ARN: {queue_arn!r}")
     return f"{sqs().meta.endpoint_url}/{parts[4]}/{parts[5]}"
+
+
+def delay_record(record: dict[str, Any], seconds: int) -> None:
+    """Make an SQS event record's message visible again only after ``seconds`` (``ChangeMessageVisibility``), so
+    that the event source delivers it again then (report the record in ``batchItemFailures`` too).
+
+    Raises
+    ------
+    Exception
+        Whatever the call raised (the message then keeps its visibility timeout).
+
+    Examples
+    --------
+    >>> delay_record(record, 60)
+    """
+    sqs().change_message_visibility(
+        QueueUrl=queue_url(record.get("eventSourceARN")),
+        ReceiptHandle=str(record.get("receiptHandle")),
+        VisibilityTimeout=seconds,
+    )

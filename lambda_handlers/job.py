@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from lambda_handlers.contract import FILE_NAME, MAX_FILES
 
@@ -56,6 +56,10 @@ PROGRESS_INTERVAL_SECONDS: Final = 1.0
 PROGRESS_MESSAGE_MAX_CHARS: Final = 1_000
 #: The time limit of a ``JobContext`` built without one (Lambda's own maximum).
 DEFAULT_TIME_LIMIT: Final = dt.timedelta(minutes=15)
+#: Longest step name (``job.step``); a durable execution's operation names are 1-256 printable ASCII characters.
+STEP_NAME_MAX_CHARS: Final = 200
+
+_T = TypeVar("_T")
 
 
 class JobFailedError(Exception):
@@ -308,6 +312,66 @@ class JobContext:
                 "stop working on it"
             )
 
+    def step(self, name: str, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run one step of the job: ``fn(*args)``, and return what it returns.
+
+        For a short job type the step is a plain call. For a long one (``timeout`` over 15 minutes) it is a
+        checkpointed step of a durable execution: once it returned, its result is kept and a later
+        invocation of the job gets it back without calling ``fn`` again; a failure is retried after a
+        backoff, up to the type's ``max_receive_count`` attempts (``JobFailedError`` is not retried). So
+        the same handler runs as a short or a long type (``docs/long-jobs.md``).
+
+        Parameters
+        ----------
+        name
+            The step's name, 1-200 printable ASCII characters, shown in the execution's history
+            (``"load-2026-11"``).
+        fn
+            The work; for a long type its result must be JSON-serialisable, and it must finish within one
+            invocation's limit (``invocation_timeout``).
+        *args
+            Passed to ``fn``.
+
+        Raises
+        ------
+        ValueError
+            ``name`` is empty, too long, or not printable ASCII.
+
+        Examples
+        --------
+        >>> rows = job.step("load", load_rows, payload["account"])
+        >>> report = job.step("render", render, rows)
+        """
+        _check_step_name(name)
+        return fn(*args)
+
+    def wait(self, duration: float | dt.timedelta) -> None:
+        """Pause the job for ``duration`` (seconds, or a ``timedelta``).
+
+        For a short job type this sleeps, within the time the handler has left. For a long type it is a
+        durable wait: the invocation ends and the job resumes in a new one after the pause, with no
+        compute billed meanwhile.
+
+        Raises
+        ------
+        ValueError
+            ``duration`` is negative or not finite.
+        TypeError
+            ``duration`` is neither a number nor a ``timedelta``.
+        JobTimeoutError
+            The pause would outlast the time the job has left (``remaining_time``).
+
+        Examples
+        --------
+        >>> job.wait(dt.timedelta(minutes=5))  # let the export finish upstream
+        """
+        seconds = wait_seconds(duration)
+        if seconds * 1000 > self.remaining_time_ms():
+            raise JobTimeoutError(
+                f"job.wait({seconds:g} s) would outlast the {self.remaining_time_ms()} ms the job has left"
+            )
+        time.sleep(seconds)
+
     def save_file(self, name: str, data: bytes | str, content_type: str = "application/octet-stream") -> None:
         """Keep a file with the job: ``GET /jobs/{id}`` lists it with a download link until the job expires.
 
@@ -345,3 +409,32 @@ class JobContext:
             self.saved_files[name] = (content, content_type)
             return
         self._file_saver(name, content, content_type)
+
+
+def wait_seconds(duration: float | dt.timedelta) -> float:
+    """``job.wait``'s argument in seconds, checked.
+
+    Examples
+    --------
+    >>> wait_seconds(dt.timedelta(minutes=2))
+    120.0
+    """
+    seconds = duration.total_seconds() if isinstance(duration, dt.timedelta) else duration
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise TypeError(f"job.wait takes seconds or a timedelta (given {type(duration).__name__})")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"job.wait takes a finite, non-negative duration (given {duration!r})")
+    return float(seconds)
+
+
+def _check_step_name(name: object) -> None:
+    if (
+        not isinstance(name, str)
+        or not name.strip()
+        or len(name) > STEP_NAME_MAX_CHARS
+        or not (name.isascii() and name.isprintable())
+    ):
+        raise ValueError(
+            f"a step's name must be 1-{STEP_NAME_MAX_CHARS} printable ASCII characters (given {name!r:.60}); "
+            "name each step for what it does, e.g. job.step('load', load_rows)"
+        )

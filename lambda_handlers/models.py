@@ -178,6 +178,8 @@ class Job:
     #: ``watchedUntil``, epoch seconds: a WebSocket connection follows the job until then, so the table's
     #: stream pushes its changes (``lambda_handlers.websocket_push``). Stored, never shown.
     watched_until: int | None = None
+    #: A long job type's durable execution ARN, recorded by its claim (``DELETE`` stops that execution).
+    execution: str | None = None
 
     @classmethod
     def new(
@@ -279,6 +281,7 @@ class Job:
                 files=_opt_s(item, "files"),
                 webhook=_opt_s(item, "webhook"),
                 watched_until=_opt_int(item, "watchedUntil"),
+                execution=_opt_s(item, "execution"),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ItemError(f"status-table item {item.get('pk')!r} is malformed: {error!r}") from error
@@ -312,6 +315,7 @@ class Job:
             "resultRef": self.result_ref,
             "files": self.files,
             "webhook": self.webhook,
+            "execution": self.execution,
         }
         item.update({name: {"S": value} for name, value in optional.items() if value is not None})
         if self.progress_percent is not None:

@@ -8,7 +8,9 @@ one kept in the API's bucket.
 
 ``DELETE /jobs/{id}``: cancel the owner's job. A QUEUED job is CANCELLED at once (``200``); a RUNNING one is
 asked to stop (``202``, ``cancelRequested: true``); a finished one is a ``409``. One conditional UpdateItem,
-two for a running job.
+two for a running job. A RUNNING job of a long type (its item names its durable ``execution``) is stopped:
+``StopDurableExecution``, then the job ends CANCELLED, fenced on its run (``200``); when the execution cannot
+be stopped the cancel stays a request (``202``).
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlencode
 
 from aws_lambda_powertools.logging import correlation_paths
+from botocore.exceptions import BotoCoreError, ClientError
 
-from lambda_handlers import api_common, config, objects, websocket_config
+from lambda_handlers import api_common, clients, config, objects, websocket_config
 from lambda_handlers.contract import JOB_TYPE_DIMENSION, JOBS_PATH
 from lambda_handlers.job_resource import job_resource
 from lambda_handlers.listing import InvalidListQueryError, JobPage, list_jobs, parse_list_query, summary
 from lambda_handlers.models import Job, JobStatus
 from lambda_handlers.observability import MetricUnit, logger, metrics, tracer
 from lambda_handlers.problems import problem
-from lambda_handlers.store import CancelStatus, JobStore, JobStoreError
+from lambda_handlers.store import CancelOutcome, CancelStatus, JobStore, JobStoreError, WriteOutcome
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -39,6 +42,8 @@ _UPDATES_LINK: Final = websocket_config.updates_link()
 # Job status changes while the caller polls: no cache may keep an answer.
 _NO_STORE: Final = {"Cache-Control": "no-store"}
 _METHODS: Final = ("GET", "DELETE")
+#: What ``StopDurableExecution`` answers for an execution that has ended already (not an error here).
+_ENDED_ALREADY: Final = ("ResourceNotFoundException", "ResourceConflictException")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
@@ -201,6 +206,8 @@ def _cancel(event: dict[str, Any], job_id: str) -> dict[str, Any]:
         return api_common.service_unavailable(
             "The job could not be cancelled. Nothing was changed; retry later.", CONFIG.retry_after_seconds
         )
+    if outcome.status is CancelStatus.REQUESTED and outcome.job is not None and outcome.job.execution:
+        outcome = _stop_execution(outcome.job) or outcome
     logger.info("cancel", extra={"outcome": outcome.status.value})
     if outcome.job is None or outcome.status is CancelStatus.NOT_FOUND:
         return _not_found()
@@ -220,6 +227,42 @@ def _cancel(event: dict[str, Any], job_id: str) -> dict[str, Any]:
         return _job_response(200, outcome.job, event)
     metrics.add_metric(name="CancelsRequested", unit=MetricUnit.Count, value=1)
     return _job_response(202, outcome.job, event)
+
+
+def _stop_execution(job: Job) -> CancelOutcome | None:
+    """A long job's cancel: stop its durable execution, then end the job CANCELLED (fenced on its run).
+
+    None when the execution cannot be stopped now: the cancel stays a request, which the handler sees with its
+    next progress report (and the sweep ends the job CANCELLED should its execution stop later).
+    """
+    try:
+        clients.lambda_().stop_durable_execution(
+            DurableExecutionArn=str(job.execution),
+            Error={
+                "ErrorType": "JobCancelled",
+                "ErrorMessage": "The job's owner cancelled it (DELETE /jobs/{id}).",
+            },
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in _ENDED_ALREADY:
+            logger.exception("could not stop the job's durable execution; the cancel stays a request")
+            return None
+        logger.info("the job's durable execution had ended already")
+    except BotoCoreError:
+        logger.exception("could not stop the job's durable execution; the cancel stays a request")
+        return None
+    try:
+        written = _store.cancel_run(job.job_id, str(job.run_id))
+        now = _store.get(job.job_id)
+    except JobStoreError:
+        logger.exception("stopped the job's execution but could not end the job; the sweep will")
+        return None
+    if now is None:
+        return CancelOutcome(CancelStatus.NOT_FOUND)
+    if written is WriteOutcome.APPLIED:
+        logger.info("stopped the job's durable execution", extra={"execution": job.execution})
+        return CancelOutcome(CancelStatus.CANCELLED, now)
+    return CancelOutcome(CancelStatus.FINISHED if now.status.is_terminal else CancelStatus.REQUESTED, now)
 
 
 def _job_response(

@@ -22,16 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import importlib
-import json
 import random
 import time
 import uuid
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from lambda_handlers import clients, config, messages, objects
-from lambda_handlers.contract import JOB_TYPE_DIMENSION, MAX_FILES
+from lambda_handlers.contract import JOB_TYPE_DIMENSION
 from lambda_handlers.deadline import safety_margin_ms, time_limit
 from lambda_handlers.job import (
     JobCancelledError,
@@ -39,7 +36,6 @@ from lambda_handlers.job import (
     JobFailedError,
     JobLeaseLostError,
     JobTimeoutError,
-    ProgressAck,
 )
 from lambda_handlers.job_run import (
     CONSUME,
@@ -54,7 +50,17 @@ from lambda_handlers.job_run import (
 )
 from lambda_handlers.models import Job, epoch_millis, utc_now
 from lambda_handlers.observability import MetricUnit, logger, metrics, tracer
-from lambda_handlers.store import ClaimStatus, JobStore, JobStoreError, WriteOutcome
+from lambda_handlers.store import ClaimStatus, JobStore, JobStoreError
+from lambda_handlers.team_handler import (
+    FileSaver,
+    HandlerImportError,
+    PayloadError,
+    TeamHandler,
+    check_payload,
+    import_handler,
+    progress_writer,
+    read_payload,
+)
 from lambda_handlers.transitions import retry_wait_seconds
 
 if TYPE_CHECKING:
@@ -72,9 +78,6 @@ __all__ = [
     "result_budget_bytes",
 ]
 
-#: A team's job handler: ``function(payload, job) -> JSON-serialisable result``.
-TeamHandler = Callable[[dict[str, Any], JobContext], Any]
-
 CONFIG: Final = config.load(config.WorkerConfig)
 _store: Final = JobStore(CONFIG.table_name, ttl_seconds=CONFIG.ttl_seconds)
 # One worker runs one job type: every metric of every invocation is in that type's series.
@@ -82,10 +85,6 @@ metrics.set_default_dimensions(**{JOB_TYPE_DIMENSION: CONFIG.job_type})
 _team_handler: TeamHandler | None = None
 #: The jitter's source (tests put a seeded one in its place).
 _random = random.Random()
-
-
-class HandlerImportError(Exception):
-    """``ASYNC_JOB_HANDLER`` cannot be imported, or does not name a function."""
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -112,11 +111,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dic
 def _delay(record: dict[str, Any], seconds: int) -> None:
     """Make the record's message visible again only after ``seconds``; on failure it keeps its timeout."""
     try:
-        clients.sqs().change_message_visibility(
-            QueueUrl=clients.queue_url(record.get("eventSourceARN")),
-            ReceiptHandle=str(record.get("receiptHandle")),
-            VisibilityTimeout=seconds,
-        )
+        clients.delay_record(record, seconds)
     except Exception:  # whatever went wrong, the record is reported: nothing here may fail the batch
         logger.warning(
             "could not delay the retry; the message comes back after the visibility timeout",
@@ -182,16 +177,10 @@ def _run(message: messages.JobMessage, record: dict[str, Any], context: LambdaCo
         if isinstance(loaded, Disposition):
             return loaded
         message = loaded
-    if (
-        message.payload_text is not None
-        and claimed.payload_sha256 is not None
-        and messages.payload_digest(message.payload_text) != claimed.payload_sha256
-    ):
-        return run.fail(
-            "PayloadMismatch",
-            "The message's payload does not match the payload recorded for this job.",
-            final=True,
-        )
+    try:
+        check_payload(message, claimed.payload_sha256)
+    except PayloadError as error:
+        return run.fail(error.error_type, str(error), final=True)
     try:
         team_handler = _load_team_handler()
     except HandlerImportError as error:
@@ -205,9 +194,9 @@ def _run(message: messages.JobMessage, record: dict[str, Any], context: LambdaCo
         attempt=attempt,
         max_attempts=CONFIG.max_receive_count,
         time_limit=dt.timedelta(milliseconds=max(budget_ms, 0)),
-        progress_writer=_progress_writer(job_id, run.run_id),
+        progress_writer=progress_writer(_store, job_id, run.run_id),
         logger=logger,
-        file_saver=(saver := _FileSaver(job_id, run.run_id, claimed)),
+        file_saver=(saver := FileSaver(_store, CONFIG.bucket_name, job_id, run.run_id, claimed.files)),
     )
     started = time.monotonic()
     try:
@@ -239,52 +228,12 @@ def _run(message: messages.JobMessage, record: dict[str, Any], context: LambdaCo
 def _claimed_payload(run: Run, message: messages.JobMessage) -> messages.JobMessage | Disposition:
     """The message with its claim-checked payload read from the bucket; or the job's end when it cannot be."""
     try:
-        if CONFIG.bucket_name is None:
-            raise objects.ObjectStoreError("the worker has no bucket (ASYNC_JOB_BUCKET_NAME)", missing=True)
-        text = objects.get_text(CONFIG.bucket_name, str(message.payload_ref))
-    except objects.ObjectStoreError as error:
-        if not error.missing:
-            logger.exception(
-                "could not read the payload from the bucket; the message will be delivered again"
-            )
-            return REDELIVER
-        return run.fail("PayloadNotFound", error_message(f"The job's payload is gone: {error}"), final=True)
-    try:
-        payload = json.loads(text)
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        return run.fail("PayloadMismatch", "The stored payload is not a JSON object.", final=True)
-    return messages.JobMessage(job_id=message.job_id, payload=payload, payload_text=text)
-
-
-class _FileSaver:
-    """``job.save_file`` of a run: the file into the bucket, then the job's file list, fenced by the run id."""
-
-    def __init__(self, job_id: str, run_id: str, claimed: Job) -> None:
-        self.job_id = job_id
-        self.run_id = run_id
-        listed = json.loads(claimed.files) if claimed.files else []
-        self.files = {entry["name"]: objects.SavedFile.from_json(entry) for entry in listed}
-
-    def listing(self) -> str | None:
-        """The file list as the item keeps it (``files``), or None before any file."""
-        if not self.files:
-            return None
-        return json.dumps([file.to_json() for file in self.files.values()], separators=(",", ":"))
-
-    def __call__(self, name: str, data: bytes, content_type: str) -> None:
-        if CONFIG.bucket_name is None:
-            raise RuntimeError("job.save_file needs the API's bucket (ASYNC_JOB_BUCKET_NAME is not set)")
-        if name not in self.files and len(self.files) >= MAX_FILES:
-            raise ValueError(f"a job keeps at most {MAX_FILES} files")
-        objects.put(CONFIG.bucket_name, objects.file_key(self.job_id, name), data, content_type)
-        self.files[name] = objects.SavedFile(name, len(data), content_type)
-        if _store.record_files(self.job_id, self.run_id, str(self.listing())) is not WriteOutcome.APPLIED:
-            raise JobLeaseLostError(
-                f"job {self.job_id} is no longer held by this run; the file was not listed"
-            )
-        logger.info("file saved", extra={"file": name, "bytes": len(data)})
+        return read_payload(CONFIG.bucket_name, message)
+    except objects.ObjectStoreError:
+        logger.exception("could not read the payload from the bucket; the message will be delivered again")
+        return REDELIVER
+    except PayloadError as error:
+        return run.fail(error.error_type, error_message(error), final=True)
 
 
 def _claim(run: Run, message_id: str, *, last_delivery: bool) -> Job | Disposition:
@@ -323,39 +272,11 @@ def _claim(run: Run, message_id: str, *, last_delivery: bool) -> Job | Dispositi
     return CONSUME
 
 
-def _progress_writer(job_id: str, run_id: str) -> Callable[[float, str | None], ProgressAck]:
-    def write(percent: float, message: str | None) -> ProgressAck:
-        try:
-            outcome = _store.report_progress(job_id, run_id, percent, message)
-        except JobStoreError:
-            # Progress is advisory: a failed write must not fail the job.
-            logger.warning("could not record progress", exc_info=True)
-            return ProgressAck.HELD
-        if outcome is WriteOutcome.CANCEL_REQUESTED:
-            return ProgressAck.CANCEL_REQUESTED
-        return ProgressAck.HELD if outcome is WriteOutcome.APPLIED else ProgressAck.LOST
-
-    return write
-
-
 def _load_team_handler() -> TeamHandler:
     """Import ``ASYNC_JOB_HANDLER`` once (a failed import is tried again with the next job)."""
     global _team_handler
     if _team_handler is None:
-        module_name, _, function_name = CONFIG.handler.rpartition(".")
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as error:
-            raise HandlerImportError(
-                f"cannot import module {module_name!r} of the job handler {CONFIG.handler!r}: "
-                f"{type(error).__name__}: {error}"
-            ) from error
-        function = getattr(module, function_name, None)
-        if not callable(function):
-            raise HandlerImportError(
-                f"module {module_name!r} has no function {function_name!r} (the job handler {CONFIG.handler!r})"
-            )
-        _team_handler = function
+        _team_handler = import_handler(CONFIG.handler)
     return _team_handler
 
 

@@ -1,4 +1,5 @@
-"""The stacks the scanners judge: the sample stack, and one with every option of AsyncJobApi on."""
+"""The stacks the scanners judge: the sample stack, one with every option of AsyncJobApi on, and one of several
+job types (short and long)."""
 
 from __future__ import annotations
 
@@ -94,7 +95,7 @@ def build_all_options_stack(app: cdk.App) -> cdk.Stack:
     """Every option of AsyncJobApi on, in one stack."""
     stack = cdk.Stack(app, "AllOptions")
     key = kms.Key(stack, "Key", enable_key_rotation=True, description="async jobs")
-    AsyncJobApi(
+    api = AsyncJobApi(
         stack,
         "Cognito",
         handler="reports.generate",
@@ -120,6 +121,15 @@ def build_all_options_stack(app: cdk.App) -> cdk.Stack:
             point_in_time_recovery=True,
         ),
     )
+    # A long type (durable executions) under the same key, tracing and architecture.
+    api.add_job_type(
+        "archive",
+        handler="archive.build",
+        code=TEAM_CODE,
+        timeout=cdk.Duration.hours(6),
+        max_concurrency=2,
+        architecture=lambda_.Architecture.ARM_64,
+    )
     return stack
 
 
@@ -137,6 +147,15 @@ def build_job_types_stack(app: cdk.App) -> cdk.Stack:
         code=TEAM_CODE,
         max_concurrency=5,
         architecture=lambda_.Architecture.ARM_64,  # another runtime would be AwsSolutions-L1 (not the latest)
+    )
+    # A long type: a durable worker and its version, a starter on the queue and the sweep's schedule.
+    media.add_job_type(
+        "archive",
+        handler="archive.build",
+        code=TEAM_CODE,
+        timeout=cdk.Duration.hours(2),
+        invocation_timeout=cdk.Duration.minutes(5),
+        max_concurrency=4,
     )
     AsyncJobApi(stack, "Single", handler="reports.generate", code=TEAM_CODE, cloud_watch_role=True)
     for api in (media, stack.node.find_child("Single")):

@@ -21,6 +21,7 @@ from async_job_construct import AsyncJobApi, PropValueError
 from async_job_construct.monitoring import (
     ACCESS_LOG_QUERIES,
     FUNCTION_LOG_QUERIES,
+    LONG_TYPE_ALARMS,
     RUNBOOK,
     AlarmOverride,
     JobAlarm,
@@ -30,7 +31,8 @@ from async_job_construct.monitoring import (
 from tests.unit.construct.helpers import TEAM_CODE
 
 API_WIDE = {JobAlarm.EVENTS_DEAD_LETTER_MESSAGES, JobAlarm.API_SERVER_ERROR_RATE, JobAlarm.API_LATENCY}
-PER_TYPE = set(JobAlarm) - API_WIDE
+#: A short type's alarms (a long type has LONG_TYPE_ALARMS too: tests/unit/construct/test_long_job_type.py).
+PER_TYPE = set(JobAlarm) - API_WIDE - LONG_TYPE_ALARMS
 
 
 #: The API's built-in monitoring switched off, so that each test's own JobMonitoring is the only one.

@@ -31,10 +31,10 @@ def test_fails_if_handler_is_not_module_dot_function(handler: str) -> None:
         build(handler=handler)
 
 
-@pytest.mark.parametrize("timeout", [cdk.Duration.minutes(16), cdk.Duration.millis(500)])
+@pytest.mark.parametrize("timeout", [cdk.Duration.days(366), cdk.Duration.millis(500)])
 def test_fails_if_timeout_is_outside_what_lambda_allows(timeout: cdk.Duration) -> None:
     with pytest.raises(
-        PropValueError, match=r"^timeout must be between 1 second and 15 minutes .*at most 15"
+        PropValueError, match=r"^timeout must be between 1 second and 365 days .*at most 365 days"
     ):
         build(timeout=timeout)
 

@@ -16,7 +16,12 @@ from pathlib import Path
 import pytest
 
 from async_job_local import dependencies
-from async_job_local.dependencies import DependencyInstallError, local_requirements, runtime_standin
+from async_job_local.dependencies import (
+    DependencyInstallError,
+    local_requirements,
+    runtime_standin,
+    ships_durable_sdk,
+)
 from async_job_local.functions import FunctionLogs, InvokeResult, LocalFunction, function_sys_path
 from async_job_local.handler_check import HandlerCheck, HandlerError, check_handlers
 from async_job_local.template import FunctionSpec
@@ -31,11 +36,14 @@ RUNTIME = (
 
 
 @pytest.fixture(autouse=True)
-def cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """One cache for the module (the local install of requests is made once), never the user's."""
+def cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """One cache for the module (the local install of requests is made once), never the user's; the stand-in
+    found by tests run before these (in the user's cache) is forgotten, and this module's after it."""
     root = tmp_path_factory.getbasetemp() / "function-path-cache"
     monkeypatch.setenv("ASYNC_JOB_CACHE_DIR", str(root))
-    return root
+    runtime_standin.cache_clear()
+    yield root
+    runtime_standin.cache_clear()
 
 
 def _asset(
@@ -193,12 +201,25 @@ def test_the_runtime_stand_in_holds_only_what_lambda_and_the_powertools_layer_pr
     assert all(path.is_symlink() for path in runtime_standin().iterdir() if path.name != "__pycache__")
 
 
+def test_the_stand_in_of_python_3_13_and_later_holds_the_durable_sdk_they_ship() -> None:
+    assert "aws_durable_execution_sdk_python" not in {path.name for path in runtime_standin().iterdir()}
+    assert "aws_durable_execution_sdk_python" in {
+        path.name for path in runtime_standin(durable=True).iterdir()
+    }
+    assert [ships_durable_sdk(r) for r in ("python3.11", "python3.12", "python3.13", "python3.14")] == [
+        False,
+        False,
+        True,
+        True,
+    ]
+
+
 def test_the_path_has_no_site_packages_of_this_interpreter(tmp_path: Path) -> None:
     code = _asset(tmp_path / "asset", "fetch", FETCH, None, bundled=False)
     path = function_sys_path(_spec(code, "fetch.run"))
     site_packages = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     assert not site_packages & set(path)
-    assert str(runtime_standin()) in path
+    assert str(runtime_standin(durable=True)) in path  # a python3.14 function's: the durable SDK with it
     assert not any(Path(entry).resolve() == Path.cwd().resolve() for entry in path)
     assert sys.prefix not in {entry for entry in path if "site-packages" in entry}
 
