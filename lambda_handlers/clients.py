@@ -113,6 +113,7 @@ def management_api(endpoint: str) -> Any:
     return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint, config=_config())
 
 
+@cache
 def lambda_() -> Any:
     """The Lambda client of this execution environment: the starter's ``Invoke`` and durable-execution listing,
     the status function's ``StopDurableExecution``. ``AWS_ENDPOINT_URL_LAMBDA`` (or ``AWS_ENDPOINT_URL``) points it
