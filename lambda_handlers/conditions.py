@@ -51,6 +51,12 @@ CANCEL: Final = (
     "SET #s = :cancelled, updatedAt = :now, expiresAt = :expires "
     "REMOVE runId, leaseUntil, cancelRequested, retryAt"
 )
+#: Ends a job FAILED for good with ``:type`` and ``:message``, to expire ``ttl_seconds`` from now, and drops what a
+#: run held and its progress (the dead-letter consumer; a long type's sweep).
+FAIL: Final = (
+    "SET #s = :failed, errorType = :type, errorMessage = :message, updatedAt = :now, "
+    "expiresAt = :expires REMOVE runId, leaseUntil, retryAt, progressPercent, progressMessage"
+)
 #: QUEUED and never claimed (so no worker has its message).
 UNTOUCHED: Final = "#s = :queued AND attempts = :zero"
 #: Held by this run.

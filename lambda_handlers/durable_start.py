@@ -34,7 +34,7 @@ from lambda_handlers import clients, config, messages
 from lambda_handlers.contract import JOB_TYPE_DIMENSION
 from lambda_handlers.durable_config import StarterConfig
 from lambda_handlers.durable_store import DurableJobStore
-from lambda_handlers.job_run import CONSUME, REDELIVER, Disposition, error_message
+from lambda_handlers.job_run import CONSUME, REDELIVER, Disposition, error_message, handle_job_record
 from lambda_handlers.models import JobStatus, is_job_id, utc_now
 from lambda_handlers.observability import MetricUnit, logger, metrics, tracer
 from lambda_handlers.store import JobStoreError
@@ -118,20 +118,7 @@ class _Running:
 
 
 def _handle_record(record: dict[str, Any], running: _Running) -> Disposition:
-    try:
-        message = messages.decode(record.get("body"))
-    except messages.MessageError as error:
-        logger.error("dropping a message that is not a job message", extra={"reason": str(error)})
-        _count("MalformedMessages")
-        return CONSUME
-    logger.append_keys(job_id=message.job_id)
-    try:
-        return _start(message, record, running)
-    except Exception:
-        logger.exception("the record failed unexpectedly; it will be delivered again")
-        return REDELIVER
-    finally:
-        logger.remove_keys(["job_id"])
+    return handle_job_record(record, lambda message: _start(message, record, running))
 
 
 def _start(message: messages.JobMessage, record: dict[str, Any], running: _Running) -> Disposition:

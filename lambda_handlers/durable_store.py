@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Final
 
-from lambda_handlers.conditions import ALIVE, CANCEL, NOT_CANCELLED
+from lambda_handlers.conditions import ALIVE, CANCEL, FAIL, NOT_CANCELLED
 from lambda_handlers.models import Job, JobStatus, utc_now
 from lambda_handlers.outcomes import WriteOutcome
 from lambda_handlers.store import JobStore
@@ -106,8 +106,7 @@ class DurableJobStore(JobStore):
         written = self.update(
             "end_execution",
             job_id,
-            "SET #s = :failed, errorType = :type, errorMessage = :message, updatedAt = :now, "
-            "expiresAt = :expires REMOVE runId, leaseUntil, retryAt, progressPercent, progressMessage",
+            FAIL,
             f"{ALIVE} AND {_OF_EXECUTION} AND {NOT_CANCELLED}",
             {
                 **values,

@@ -15,11 +15,11 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from lambda_handlers import objects
+from lambda_handlers import messages, objects
 from lambda_handlers.job import PROGRESS_MESSAGE_MAX_CHARS
 from lambda_handlers.models import ITEM_MAX_BYTES, Job, JobStatus, epoch_millis, item_size, utc_now
 from lambda_handlers.observability import MetricUnit, logger, metrics
@@ -37,6 +37,7 @@ __all__ = [
     "Run",
     "backoff_seconds",
     "error_message",
+    "handle_job_record",
     "result_budget_bytes",
 ]
 
@@ -324,6 +325,35 @@ def error_message(error: BaseException | str) -> str:
     except Exception:
         text = f"<{type(error).__name__} whose str() failed>"
     return text[:ERROR_MESSAGE_MAX_CHARS]
+
+
+def handle_job_record(
+    record: Mapping[str, Any], handle: Callable[[messages.JobMessage], Disposition]
+) -> Disposition:
+    """What becomes of one SQS record of a job queue: ``handle`` of its job message, with the job id as a log key.
+
+    A body that is not a job message is dropped (counted as ``MalformedMessages``); an unexpected error of
+    ``handle`` delivers the record again. The short worker and a long type's starter share this envelope.
+
+    Examples
+    --------
+    >>> handle_job_record(record, lambda message: CONSUME)
+    Disposition(consume=True, visible_in=None)
+    """
+    try:
+        message = messages.decode(record.get("body"))
+    except messages.MessageError as error:
+        logger.error("dropping a message that is not a job message", extra={"reason": str(error)})
+        _count("MalformedMessages")
+        return CONSUME
+    logger.append_keys(job_id=message.job_id)
+    try:
+        return handle(message)
+    except Exception:
+        logger.exception("the record failed unexpectedly; it will be delivered again")
+        return REDELIVER
+    finally:
+        logger.remove_keys(["job_id"])
 
 
 def _count(name: str) -> None:

@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lambda_handlers.conditions import (
     ALIVE,
     CANCEL,
+    FAIL,
     NOT_CANCELLED,
     OWN_MESSAGE,
     RUNNABLE,
@@ -376,8 +377,7 @@ class JobStore(IdempotencyKeyStore, RunWrites):
             done, found = self._written_or_found(
                 "dead-lettered",
                 job_id,
-                "SET #s = :failed, errorType = :type, errorMessage = :message, updatedAt = :now, "
-                "expiresAt = :expires REMOVE runId, leaseUntil, retryAt, progressPercent, progressMessage",
+                FAIL,
                 f"{ALIVE} AND {TAKEABLE} AND {NOT_CANCELLED} AND {OWN_MESSAGE} AND attempts = :attempts",
                 {
                     ":failed": {"S": JobStatus.FAILED.value},

@@ -46,6 +46,7 @@ from lambda_handlers.job_run import (
     Run,
     backoff_seconds,
     error_message,
+    handle_job_record,
     result_budget_bytes,
 )
 from lambda_handlers.models import Job, epoch_millis, utc_now
@@ -132,20 +133,7 @@ def _job_id_of(record: dict[str, Any]) -> str | None:
 
 def _handle_record(record: dict[str, Any], context: LambdaContext) -> Disposition:
     """Handle one record; return what becomes of its message."""
-    try:
-        message = messages.decode(record.get("body"))
-    except messages.MessageError as error:
-        logger.error("dropping a message that is not a job message", extra={"reason": str(error)})
-        _count("MalformedMessages")
-        return CONSUME
-    logger.append_keys(job_id=message.job_id)
-    try:
-        return _run(message, record, context)
-    except Exception:
-        logger.exception("the record failed unexpectedly; it will be delivered again")
-        return REDELIVER
-    finally:
-        logger.remove_keys(["job_id"])
+    return handle_job_record(record, lambda message: _run(message, record, context))
 
 
 def _run(message: messages.JobMessage, record: dict[str, Any], context: LambdaContext) -> Disposition:

@@ -29,4 +29,5 @@ def test_cdk_cli_synthesizes_the_sample_stack(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     template = json.loads((tmp_path / "AsyncJobSample.template.json").read_text())
     assert "JobsUrl" in template["Outputs"]
-    assert sum(r["Type"] == "AWS::Lambda::Function" for r in template["Resources"].values()) == 5
+    # submit, status, dead-letter, events and the reports worker; the archive type's durable worker and starter
+    assert sum(r["Type"] == "AWS::Lambda::Function" for r in template["Resources"].values()) == 7
