@@ -17,6 +17,7 @@ from typing import Any
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from async_job_local import moto_cloudformation
 from async_job_local.serialised_moto import SerialisedMotoApp
 
 __all__ = ["MotoServer", "main"]
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         "-p", "--port", type=int, default=5000, help="the port (default: 5000; 0: a free one)"
     )
     args = parser.parse_args(argv)
+    moto_cloudformation.install()  # a stack deployed here (the deploy rehearsal) may have long job types
     server = MotoServer(args.port)
     print(f"moto on {server.url} (async-job local --endpoint-url {server.url}); Ctrl-C stops it", flush=True)
     try:
