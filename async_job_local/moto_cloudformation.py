@@ -27,6 +27,7 @@ def install() -> None:
 
     def create_with_arn(
         cls: Any,
+        /,
         resource_name: str,
         cloudformation_json: dict[str, Any],
         account_id: str,
