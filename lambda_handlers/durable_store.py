@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Final
 
-from lambda_handlers.conditions import ALIVE, CANCEL, FAIL, NOT_CANCELLED
+from lambda_handlers.conditions import ALIVE, CANCEL, FAIL, NOT_CANCELLED, TAKEABLE_VALUES
 from lambda_handlers.models import Job, JobStatus, utc_now
 from lambda_handlers.outcomes import WriteOutcome
 from lambda_handlers.store import JobStore
@@ -98,11 +98,7 @@ class DurableJobStore(JobStore):
         <JobStatus.FAILED: 'FAILED'>
         """
         now = now or utc_now()
-        values: dict[str, AttributeValueTypeDef] = {
-            ":queued": {"S": JobStatus.QUEUED.value},
-            ":running": {"S": JobStatus.RUNNING.value},
-            ":exec": {"S": execution_arn},
-        }
+        values: dict[str, AttributeValueTypeDef] = {**TAKEABLE_VALUES, ":exec": {"S": execution_arn}}
         written = self.update(
             "end_execution",
             job_id,
